@@ -1,0 +1,65 @@
+"""``cpctl``: the command line.  Parse, call one operation, render, exit."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from control_plane import __version__
+from control_plane.cli import checks, identity, ledger, packages, registries
+from control_plane.cli.context import Invocation, command_runner, json_option
+
+WORKFLOW = """\
+Control Plane: pack, install, audit. The everyday workflow:
+  cpctl init                                        # make this directory a root
+  cpctl pack --src frameworks/FMWK-100.md --id PKG-FMWK-100 --version 1.0.0
+  cpctl install --id PKG-FMWK-100                   # verify, inspect, install atomically
+  cpctl integrity-check && cpctl ledger verify      # prove the state and the history
+Run 'cpctl COMMAND --help' for one command, 'cpctl --help' for all of them."""
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--root",
+    "root_flag",
+    metavar="DIR",
+    help="The control plane root (else CONTROL_PLANE_ROOT, else the nearest ancestor with control_plane.toml).",
+)
+@click.option(
+    "--token",
+    envvar="CONTROL_PLANE_TOKEN",
+    metavar="TOKEN",
+    help="Auth token (else CONTROL_PLANE_TOKEN).",
+)
+@click.version_option(__version__, prog_name="cpctl")
+@click.pass_context
+def cli(context: click.Context, root_flag: str | None, token: str | None) -> None:
+    """Govern a directory: verifiable archives, authenticated installs, an append-only ledger."""
+    context.obj = Invocation(root_flag=root_flag, token=token)
+    if context.invoked_subcommand is None:
+        click.echo(WORKFLOW)
+
+
+@cli.command()
+@json_option
+@command_runner
+def init(as_json: bool) -> object:
+    """Create a control plane root here (idempotent; never overwrites a file).
+
+    Example: cpctl --root /srv/cp init
+    """
+    return lambda gate: gate.init()
+
+
+for module in (packages, registries, checks, ledger, identity):
+    module.register(cli)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="cpctl", standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        click.echo("cpctl: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,161 @@
+"""pack, create, install, update, remove."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from control_plane.cli.context import command_runner, json_option
+
+OUTPUT_TYPES = click.Choice(["extension", "module", "external"])
+
+
+@click.command()
+@click.option(
+    "--src",
+    "sources",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="File or directory under the root (repeatable).",
+)
+@click.option("--id", "package_id", required=True, help="Package id, e.g. PKG-FMWK-100.")
+@click.option("--version", help="Semantic version (default: the registered one, else 0.1.0).")
+@click.option(
+    "--output-type",
+    default="extension",
+    type=OUTPUT_TYPES,
+    show_default=True,
+    help="Where install puts the files.",
+)
+@click.option(
+    "--output-path",
+    default="",
+    help="Base below the output type's location; absolute for external.",
+)
+@click.option("--depends", multiple=True, metavar="ID>=X.Y", help="A dependency (repeatable).")
+@click.option("--name", help="Archive name without .tar.gz (default: from the first --src).")
+@click.option("--force", is_flag=True, help="Overwrite an archive registered to another package.")
+@json_option
+@command_runner
+def pack(
+    sources: tuple[Path, ...],
+    package_id: str,
+    version: str | None,
+    output_type: str,
+    output_path: str,
+    depends: tuple[str, ...],
+    name: str | None,
+    force: bool,
+    as_json: bool,
+) -> object:
+    """Pack files into a deterministic packages_store/NAME.tar.gz and register it.
+
+    Example: cpctl pack --src frameworks/FMWK-100_agent_development_standard.md --id PKG-FMWK-100 --version 1.0.0
+    """
+    return lambda gate: gate.pack(
+        sources,
+        package_id,
+        version=version,
+        output_type=output_type,
+        output_path=output_path,
+        depends=depends,
+        name=name,
+        force=force,
+    )
+
+
+@click.command()
+@click.option(
+    "--archive",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="An archive in packages_store/.",
+)
+@click.option("--id", "package_id", required=True, help="Package id to register it as.")
+@click.option("--version", default="0.1.0", show_default=True, help="Semantic version.")
+@click.option("--output-type", default="extension", type=OUTPUT_TYPES, show_default=True)
+@click.option("--output-path", default="")
+@click.option("--depends", multiple=True, metavar="ID>=X.Y")
+@click.option("--force", is_flag=True, help="Replace an existing row for this id.")
+@json_option
+@command_runner
+def create(
+    archive: Path,
+    package_id: str,
+    version: str,
+    output_type: str,
+    output_path: str,
+    depends: tuple[str, ...],
+    force: bool,
+    as_json: bool,
+) -> object:
+    """Admit an archive someone dropped into packages_store/ as a registry row (admin).
+
+    Example: cpctl create --archive packages_store/vendor_tool.tar.gz --id PKG-VENDOR-TOOL --version 2.1.0
+    """
+    return lambda gate: gate.create(
+        archive,
+        package_id,
+        version=version,
+        output_type=output_type,
+        output_path=output_path,
+        depends=depends,
+        force=force,
+    )
+
+
+@click.command()
+@click.option(
+    "--archive", type=click.Path(path_type=Path), help="A registered archive in packages_store/."
+)
+@click.option("--id", "package_id", help="The package id.")
+@click.option("--force", is_flag=True, help="Overwrite files the package does not own.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@json_option
+@command_runner
+def install(
+    archive: Path | None, package_id: str | None, force: bool, dry_run: bool, as_json: bool
+) -> object:
+    """Verify, inspect and install a registered package atomically.
+
+    Example: cpctl install --id PKG-FMWK-100
+    """
+    return lambda gate: gate.install(
+        package_id=package_id, archive=archive, force=force, dry_run=dry_run
+    )
+
+
+@click.command()
+@click.option("--id", "package_id", required=True)
+@click.option("--force", is_flag=True, help="Replace files modified since install.")
+@click.option("--dry-run", is_flag=True)
+@json_option
+@command_runner
+def update(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object:
+    """Install the registered newer version of an installed package.
+
+    Example: cpctl update --id PKG-FMWK-100
+    """
+    return lambda gate: gate.update(package_id, force=force, dry_run=dry_run)
+
+
+@click.command()
+@click.option("--id", "package_id", required=True)
+@click.option("--force", is_flag=True, help="Also delete files modified since install.")
+@click.option("--dry-run", is_flag=True)
+@json_option
+@command_runner
+def remove(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object:
+    """Delete an installed package's files and drop its rows.
+
+    Example: cpctl remove --id PKG-FMWK-100
+    """
+    return lambda gate: gate.remove(package_id, force=force, dry_run=dry_run)
+
+
+def register(group: click.Group) -> None:
+    """Add this module's commands to ``cpctl``."""
+    for command in (pack, create, install, update, remove):
+        group.add_command(command)

@@ -1,0 +1,101 @@
+"""Where things live inside a control plane root, and how a root is found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_NAME = "control_plane.toml"
+
+# Paths an archive may never write to: the root's own machinery.
+RESERVED_TOP_LEVEL = frozenset(
+    {
+        ".git",
+        ".control_plane",
+        "control_plane.toml",
+        "control_plane.lock",
+        "ledger",
+        "packages_store",
+        "registries",
+        "keys",
+        "MANIFEST.json",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RootLayout:
+    """Every well-known path of one root, derived from the root directory alone."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def registries(self) -> Path:
+        return self.root / "registries"
+
+    @property
+    def packages_registry(self) -> Path:
+        return self.registries / "packages_registry.csv"
+
+    @property
+    def control_registry(self) -> Path:
+        return self.registries / "control_plane_registry.csv"
+
+    @property
+    def compiled(self) -> Path:
+        return self.registries / "compiled"
+
+    @property
+    def store(self) -> Path:
+        return self.root / "packages_store"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger"
+
+    @property
+    def modules(self) -> Path:
+        return self.root / "modules"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "MANIFEST.json"
+
+    @property
+    def state(self) -> Path:
+        """Per-machine state (lock, journals, caches); never committed."""
+        return self.root / ".control_plane"
+
+    @property
+    def lock(self) -> Path:
+        return self.state / "root.lock"
+
+    @property
+    def transactions(self) -> Path:
+        return self.state / "txn"
+
+    def relative(self, path: Path) -> str:
+        """Root-relative POSIX form of a path inside the root."""
+        return path.relative_to(self.root).as_posix()
+
+
+def find_root(flag: str | None, env_value: str | None, cwd: Path) -> Path:
+    """Resolve the root: ``--root`` > ``CONTROL_PLANE_ROOT`` > nearest ancestor with a config > cwd."""
+    for explicit in (flag, env_value):
+        if explicit:
+            return Path(explicit).expanduser().resolve()
+    here = cwd.resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_NAME).is_file():
+            return candidate
+    return here
+
+
+def is_reserved(rel_path: str) -> bool:
+    """True when a root-relative path would touch the root's own machinery."""
+    first = rel_path.split("/", 1)[0]
+    return first in RESERVED_TOP_LEVEL

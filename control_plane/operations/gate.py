@@ -1,0 +1,284 @@
+"""``GateOperations``: the only way in.  Every interface goes through it.
+
+Each public method authenticates the token, authorises the action, takes the
+root lock, repairs whatever an interrupted command left, then does its work
+(in a transaction when it writes) and appends to the ledger.  Denials are
+ledgered too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from control_plane.auth import Action, AuthProvider, allowed_actions
+from control_plane.config import Config, load_config
+from control_plane.errors import DeniedError, UsageError
+from control_plane.layout import RootLayout
+from control_plane.ledger import Ledger, LedgerRecord
+from control_plane.operations import checks, installing, packing, views
+from control_plane.operations.initialising import initialise
+from control_plane.operations.results import (
+    ChangeResult,
+    CreateResult,
+    HashUpdateResult,
+    InitResult,
+    IntegrityResult,
+    LedgerShowResult,
+    LedgerVerifyResult,
+    PackResult,
+    SyncResult,
+    ValidateResult,
+    WhoamiResult,
+)
+from control_plane.operations.session import (
+    ProgressFactory,
+    Session,
+    authorise,
+    build_provider,
+    no_progress,
+    record_denial,
+    restore_consistency,
+    root_lock,
+)
+
+
+class GateOperations:
+    """Authenticated, authorised, ledgered operations on one control plane root.
+
+    ``GateOperations(control_plane_root=Path('.'), token=token)``; the token may
+    be None for the passthrough provider.  ``env`` defaults to ``os.environ``
+    (provider choice and the HMAC secret come from there).
+
+    Raises (from every method): ``ControlPlaneError`` subclasses, each with its exit code.
+    """
+
+    def __init__(
+        self,
+        control_plane_root: Path = Path(),
+        token: str | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        config_overrides: Mapping[tuple[str, str], object] | None = None,
+        progress: ProgressFactory = no_progress,
+    ) -> None:
+        self.layout = RootLayout(Path(control_plane_root).resolve())
+        self.token = token
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self._overrides = dict(config_overrides or {})
+        self.progress = progress
+        self.ledger = Ledger(self.layout.ledger)
+        self._config: Config | None = None
+        self._provider: AuthProvider | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.layout.config, self.env, self._overrides)
+        return self._config
+
+    @property
+    def provider(self) -> AuthProvider:
+        if self._provider is None:
+            self._provider = build_provider(self.config, self.env, self.layout)
+        return self._provider
+
+    @contextlib.contextmanager
+    def _session(self, action: Action, target: str, *, new_root: bool = False) -> Iterator[Session]:
+        is_root = self.layout.config.is_file()
+        if not (is_root or new_root):
+            raise UsageError(
+                f"{self.layout.root} is not a control plane root (no control_plane.toml)",
+                hint="cpctl init, or pass --root",
+            )
+        timeout = self.config.limits.lock_timeout_seconds
+        try:
+            identity, role = authorise(self.provider, self.token, action)
+        except DeniedError as error:
+            if is_root:
+                record_denial(self.layout, self.ledger, timeout, error, target)
+            raise
+        session = Session(
+            layout=self.layout,
+            config=self.config,
+            identity=identity,
+            role=role,
+            action=action,
+            ledger=self.ledger,
+            progress=self.progress,
+        )
+        if identity.provider == "passthrough" and action is not Action.VERIFY:
+            session.warnings.append(
+                "auth is off (passthrough provider, development only): "
+                "set CONTROL_PLANE_AUTH_PROVIDER=hmac or oidc"
+            )
+        with root_lock(self.layout, timeout):
+            session.warnings.extend(restore_consistency(self.layout, self.ledger))
+            yield session
+
+    def init(self) -> InitResult:
+        """Create the root's skeleton (idempotent; never overwrites a file)."""
+        with self._session(Action.CREATE, "root", new_root=True) as session:
+            created = initialise(self.layout)
+            if created:
+                self.ledger.append(
+                    LedgerRecord(
+                        actor=session.identity.user,
+                        role=session.role.value,
+                        action="init",
+                        target="root",
+                        result="ok",
+                        digests={},
+                        details={"created": created},
+                    )
+                )
+            return InitResult(
+                root=str(self.layout.root), created=tuple(created), warnings=tuple(session.warnings)
+            )
+
+    # -- packages -----------------------------------------------------------------
+
+    def pack(
+        self,
+        sources: Sequence[Path],
+        package_id: str,
+        *,
+        version: str | None = None,
+        output_type: str = "extension",
+        output_path: str = "",
+        depends: Sequence[str] = (),
+        name: str | None = None,
+        force: bool = False,
+    ) -> PackResult:
+        """Pack files/directories under the root into ``packages_store/NAME.tar.gz`` and register it."""
+        with self._session(Action.PACK, package_id) as session:
+            return packing.pack(
+                session,
+                sources,
+                package_id,
+                version=version,
+                output_type=output_type,
+                output_path=output_path,
+                depends=depends,
+                name=name,
+                force=force,
+            )
+
+    def create(
+        self,
+        archive: Path,
+        package_id: str,
+        *,
+        version: str = "0.1.0",
+        output_type: str = "extension",
+        output_path: str = "",
+        depends: Sequence[str] = (),
+        force: bool = False,
+    ) -> CreateResult:
+        """Admit an archive already in ``packages_store/`` as a registry row."""
+        with self._session(Action.CREATE, package_id) as session:
+            return packing.create(
+                session,
+                archive,
+                package_id,
+                version=version,
+                output_type=output_type,
+                output_path=output_path,
+                depends=depends,
+                force=force,
+            )
+
+    def install(
+        self,
+        *,
+        package_id: str | None = None,
+        archive: Path | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> ChangeResult:
+        """Install a registered package (and its missing dependencies) atomically."""
+        target = package_id or (str(archive) if archive else "")
+        with self._session(Action.INSTALL, target) as session:
+            return installing.install(
+                session, package_id=package_id, archive=archive, force=force, dry_run=dry_run
+            )
+
+    def update(
+        self, package_id: str, *, force: bool = False, dry_run: bool = False
+    ) -> ChangeResult:
+        """Install the registered (newer) version of an installed package."""
+        with self._session(Action.UPDATE, package_id) as session:
+            return installing.update(session, package_id, force=force, dry_run=dry_run)
+
+    def remove(
+        self, package_id: str, *, force: bool = False, dry_run: bool = False
+    ) -> ChangeResult:
+        """Delete an installed package's files and drop its file rows."""
+        with self._session(Action.REMOVE, package_id) as session:
+            return installing.remove(session, package_id, force=force, dry_run=dry_run)
+
+    # -- registries -----------------------------------------------------------------
+
+    def sync(self, *, dry_run: bool = False) -> SyncResult:
+        """Compile the registries into ``registries/compiled/registry.json``."""
+        action = Action.VERIFY if dry_run else Action.UPDATE
+        with self._session(action, "registries") as session:
+            return views.sync(session, dry_run=dry_run)
+
+    def compiled_view(self) -> dict[str, object]:
+        """The compiled registry document (read-only)."""
+        with self._session(Action.VERIFY, "registries") as session:
+            return views.compiled_document(session)
+
+    def validate(self) -> ValidateResult:
+        """Every schema, id, digest, routing and dependency problem in the registries."""
+        with self._session(Action.VERIFY, "registries") as session:
+            return views.validate(session)
+
+    # -- integrity ------------------------------------------------------------------
+
+    def integrity_check(self) -> IntegrityResult:
+        """Compare registries, store and files on disk; compute the installed-state Merkle root."""
+        with self._session(Action.VERIFY, "root") as session:
+            return checks.integrity_check(session)
+
+    def verify(self, package_id: str | None = None) -> IntegrityResult:
+        """Check installed packages (or one) against their archives and recorded hashes."""
+        with self._session(Action.VERIFY, package_id or "packages") as session:
+            return checks.verify_packages(session, package_id)
+
+    def hash_update(self, path: str) -> HashUpdateResult:
+        """Re-record the hash of a governed file after an intentional change."""
+        with self._session(Action.HASH_UPDATE, path) as session:
+            return checks.hash_update(session, path)
+
+    # -- ledger and identity -------------------------------------------------------
+
+    def ledger_verify(self) -> LedgerVerifyResult:
+        """Check every ledger entry's hash, encoding and chain link."""
+        with self._session(Action.VERIFY, "ledger"):
+            count = self.ledger.verify_chain()
+            last = self.ledger.last()
+            return LedgerVerifyResult(entries=count, head=None if last is None else last.hash)
+
+    def ledger_show(self, since: int = 0) -> LedgerShowResult:
+        """Ledger entries with ``seq >= since``."""
+        with self._session(Action.VERIFY, "ledger"):
+            entries = tuple(
+                dict(entry.fields) for entry in self.ledger.entries() if entry.seq >= since
+            )
+            return LedgerShowResult(entries=entries)
+
+    def whoami(self) -> WhoamiResult:
+        """Who the token says you are, and what you may do."""
+        identity = self.provider.authenticate(self.token)
+        actions = sorted(action.value for action in allowed_actions(identity))
+        return WhoamiResult(
+            user=identity.user,
+            provider=identity.provider,
+            roles=identity.role_names,
+            actions=tuple(actions),
+            expires_at=identity.expires_at,
+        )

@@ -1,0 +1,545 @@
+"""install, update and remove: plan, stage, check, then commit in one transaction."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+from control_plane.archive import DirectorySink, MemberRecord, read_archive
+from control_plane.dependencies import install_order
+from control_plane.digests import parse_digest, sha256_file
+from control_plane.errors import ConflictError, UnsafeArchiveError, UsageError
+from control_plane.layout import is_reserved
+from control_plane.operations.packing import check_sidecar, store_archive_path
+from control_plane.operations.results import ChangeResult, PackageChange
+from control_plane.operations.session import Session
+from control_plane.registry import FileRow, OutputType, PackageRow, file_row_id, validate_package_id
+from control_plane.transaction import Transaction
+
+_SHOWN = 5  # conflicts named in one error line
+
+
+@dataclass
+class _Plan:
+    """Everything one package's install or update will do."""
+
+    row: PackageRow
+    base: Path
+    external: bool
+    status: str
+    writes: list[tuple[Path, Path]] = field(default_factory=list)  # (target, staged)
+    dirs: list[Path] = field(default_factory=list)
+    owned: dict[str, str] = field(default_factory=dict)  # display path -> sha256 after install
+    written: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    overwritten: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def change(self, status: str | None = None) -> PackageChange:
+        return PackageChange(
+            id=self.row.id,
+            version=str(self.row.version),
+            digest=self.row.digest,
+            output_type=self.row.output_type.value,
+            destination=str(self.base),
+            status=status or self.status,
+            written=tuple(self.written),
+            adopted=tuple(self.adopted),
+            deleted=tuple(self.deleted),
+            overwritten=tuple(self.overwritten),
+        )
+
+
+def _destination(session: Session, row: PackageRow) -> tuple[Path, bool]:
+    root = session.layout.root
+    if row.output_type is OutputType.EXTERNAL:
+        base = Path(os.path.expandvars(row.output_path)).expanduser()
+        if not base.is_absolute():
+            raise UsageError(f"{row.id}: external output_path must be absolute")
+        resolved = base.resolve()
+        if resolved == root or root in resolved.parents:
+            raise UnsafeArchiveError(
+                f"{row.id}: external output_path {row.output_path} is inside the root"
+            )
+        return resolved, True
+    start = root if row.output_type is OutputType.EXTENSION else session.layout.modules
+    return (start / row.output_path if row.output_path else start), False
+
+
+class _PathGuard:
+    """Refuses to write through symbolic links or into the root's machinery."""
+
+    def __init__(self, session: Session, base: Path, external: bool) -> None:
+        self.root = session.layout.root
+        self.base = base
+        self.external = external
+        self.checked: set[Path] = set()
+
+    def display(self, target: Path) -> str:
+        return str(target) if self.external else target.relative_to(self.root).as_posix()
+
+    def check(self, target: Path) -> None:
+        if not self.external:
+            rel = target.relative_to(self.root).as_posix()
+            if is_reserved(rel):
+                raise UnsafeArchiveError(
+                    f"archive member would write {rel}, which belongs to the root itself"
+                )
+        anchor = self.base if self.external else self.root
+        for parent in reversed(target.parents):
+            if parent in self.checked or not (parent == anchor or anchor in parent.parents):
+                continue
+            if parent.is_symlink():
+                raise UnsafeArchiveError(
+                    f"refusing to write through symbolic link {self.display(parent)}"
+                )
+            if parent.exists() and not parent.is_dir():
+                raise ConflictError(
+                    f"{self.display(parent)} is a file where the package needs a directory"
+                )
+            self.checked.add(parent)
+
+
+def _stage(
+    session: Session, txn: Transaction, row: PackageRow, index: int
+) -> tuple[tuple[MemberRecord, ...], Path]:
+    archive = store_archive_path(session, Path(row.source))
+    stage = txn.stage / f"p{index}"
+    stage.mkdir()
+    expected = parse_digest(row.digest)
+    with (
+        archive.open("rb") as handle,
+        session.progress(f"installing {row.id}", archive.stat().st_size) as advance,
+    ):
+        scan = read_archive(
+            handle,
+            limits=session.archive_limits,
+            expected_sha256=expected,
+            sink=DirectorySink(stage),
+            progress=advance,
+        )
+    check_sidecar(archive, scan.sha256)
+    return scan.members, stage
+
+
+def _plan_package(
+    session: Session,
+    txn: Transaction,
+    row: PackageRow,
+    index: int,
+    *,
+    files: dict[str, FileRow],
+    claimed: set[Path],
+    force: bool,
+) -> _Plan:
+    base, external = _destination(session, row)
+    members, stage = _stage(session, txn, row, index)
+    status = "installed" if row.installed_digest is None else "updated"
+    plan = _Plan(row=row, base=base, external=external, status=status)
+    guard = _PathGuard(session, base, external)
+    conflicts: list[str] = []
+    for member in members:
+        target = base.joinpath(*PurePosixPath(member.name).parts)
+        guard.check(target)
+        shown = guard.display(target)
+        if target in claimed:
+            raise ConflictError(f"{shown} would be written by two packages in one install")
+        claimed.add(target)
+        if member.is_dir:
+            if (target.exists() or target.is_symlink()) and not target.is_dir():
+                conflicts.append(f"{shown} (a file where a directory goes)")
+            plan.dirs.append(target)
+            continue
+        if member.sha256 is None:
+            raise UnsafeArchiveError(f"{member.name}: file member without a content hash")
+        plan.owned[shown] = member.sha256
+        if target.is_dir() and not target.is_symlink():
+            conflicts.append(f"{shown} (a directory where a file goes)")
+            continue
+        if not (target.exists() or target.is_symlink()):
+            plan.writes.append((target, stage / member.name))
+            plan.written.append(shown)
+            continue
+        record = files.get(shown)
+        same = not target.is_symlink() and sha256_file(target) == member.sha256
+        if record is not None and record.owner == row.id:
+            if not same:
+                plan.writes.append((target, stage / member.name))
+                plan.written.append(shown)
+        elif same:
+            plan.adopted.append(shown)
+        elif force:
+            plan.writes.append((target, stage / member.name))
+            plan.overwritten.append(shown)
+        else:
+            owner = f"owned by {record.owner}" if record is not None else "not owned by any package"
+            conflicts.append(f"{shown} ({owner})")
+    if conflicts:
+        listed = ", ".join(conflicts[:_SHOWN]) + (
+            f" and {len(conflicts) - _SHOWN} more" if len(conflicts) > _SHOWN else ""
+        )
+        raise ConflictError(
+            f"{row.id}: would overwrite {listed}",
+            hint="pass --force to overwrite, or cpctl remove the owner first",
+        )
+    return plan
+
+
+def _resolve_row(
+    session: Session, packages: dict[str, PackageRow], package_id: str | None, archive: Path | None
+) -> PackageRow:
+    row: PackageRow | None = None
+    if package_id is not None:
+        validate_package_id(package_id)
+        row = packages.get(package_id)
+        if row is None:
+            raise UsageError(
+                f"unknown package {package_id}: no row in packages_registry.csv",
+                hint="cpctl pack or cpctl create it first",
+            )
+    if archive is not None:
+        source = session.layout.relative(store_archive_path(session, archive))
+        if row is None:
+            row = next(
+                (candidate for candidate in packages.values() if candidate.source == source), None
+            )
+            if row is None:
+                raise UsageError(
+                    f"{source} has no registry row; install never installs an unregistered archive",
+                    hint=f"cpctl create --archive {source} --id ID",
+                )
+        elif row.source != source:
+            raise UsageError(f"{source} is not the archive registered for {row.id} ({row.source})")
+    if row is None:
+        raise UsageError("install needs --id or --archive")
+    return row
+
+
+def _is_current(row: PackageRow) -> bool:
+    """True when exactly the registered version and digest are installed."""
+    return row.installed_digest == row.digest and row.installed_version == row.version
+
+
+def install(
+    session: Session, *, package_id: str | None, archive: Path | None, force: bool, dry_run: bool
+) -> ChangeResult:
+    """See ``GateOperations.install``."""
+    packages = session.packages()
+    row = _resolve_row(session, packages, package_id, archive)
+    if row.installed_digest is not None and not force:
+        if _is_current(row):
+            unchanged = PackageChange(
+                row.id, str(row.version), row.digest, row.output_type.value, "", "unchanged"
+            )
+            return ChangeResult(
+                action="install",
+                packages=(unchanged,),
+                dry_run=dry_run,
+                warnings=tuple(session.warnings),
+            )
+        raise ConflictError(
+            f"{row.id} {row.installed_version} is already installed; the registry now has {row.version}",
+            hint=f"cpctl update --id {row.id}",
+        )
+    return _install_closure(
+        session, packages, row.id, force=force, dry_run=dry_run, action="install"
+    )
+
+
+def update(session: Session, package_id: str, *, force: bool, dry_run: bool) -> ChangeResult:
+    """See ``GateOperations.update``."""
+    validate_package_id(package_id)
+    packages = session.packages()
+    row = packages.get(package_id)
+    if row is None:
+        raise UsageError(f"unknown package {package_id}: no row in packages_registry.csv")
+    if row.installed_digest is None:
+        raise ConflictError(
+            f"{package_id} is not installed", hint=f"cpctl install --id {package_id}"
+        )
+    if _is_current(row) and not force:
+        unchanged = PackageChange(
+            row.id, str(row.version), row.digest, row.output_type.value, "", "unchanged"
+        )
+        return ChangeResult(
+            action="update",
+            packages=(unchanged,),
+            dry_run=dry_run,
+            warnings=tuple(session.warnings),
+        )
+    if row.installed_version is not None and row.version < row.installed_version:
+        raise ConflictError(
+            f"{package_id}: registered version {row.version} is older than installed {row.installed_version}; refusing to downgrade"
+        )
+    return _install_closure(
+        session, packages, package_id, force=force, dry_run=dry_run, action="update"
+    )
+
+
+def _install_closure(
+    session: Session,
+    packages: dict[str, PackageRow],
+    package_id: str,
+    *,
+    force: bool,
+    dry_run: bool,
+    action: str,
+) -> ChangeResult:
+    order = install_order([package_id], packages)
+    wanted = [
+        packages[pid]
+        for pid in order
+        if pid == package_id or packages[pid].installed_digest is None
+    ]
+    for pid in order:
+        dep = packages[pid]
+        if (
+            pid != package_id
+            and dep.installed_digest is not None
+            and dep.installed_digest != dep.digest
+        ):
+            session.warnings.append(
+                f"dependency {pid} is installed at {dep.installed_version}; registry has {dep.version}"
+            )
+    files = session.files()
+    txn = session.begin()
+    try:
+        claimed: set[Path] = set()
+        plans = [
+            _plan_package(session, txn, row, index, files=files, claimed=claimed, force=force)
+            for index, row in enumerate(wanted)
+        ]
+        for plan in plans:
+            _plan_deletions(session, plan, files, force)
+        if dry_run:
+            txn.abort()
+            changes = tuple(plan.change("planned") for plan in plans)
+            return ChangeResult(
+                action=action, packages=changes, dry_run=True, warnings=tuple(session.warnings)
+            )
+        for plan in plans:
+            _stage_plan(txn, session.layout.root, plan, files, packages)
+        session.stage_registries(txn, packages=packages, files=files)
+        record = session.record(
+            package_id,
+            digests={plan.row.id: plan.row.digest for plan in plans},
+            details={"packages": [_ledger_detail(plan) for plan in plans]},
+            txn=txn,
+        )
+        session.commit(txn, record)
+    except BaseException:
+        txn.abort()
+        raise
+    return ChangeResult(
+        action=action,
+        packages=tuple(plan.change() for plan in plans),
+        warnings=tuple(session.warnings),
+    )
+
+
+def _plan_deletions(session: Session, plan: _Plan, files: dict[str, FileRow], force: bool) -> None:
+    """For an update: files the old version owned that the new one no longer has."""
+    if plan.external:
+        return
+    previous = [row for row in files.values() if row.owner == plan.row.id]
+    if not previous:
+        return
+    root = session.layout.root
+    modified = _modified_targets({row.path: (root / row.path, row.sha256) for row in previous})
+    touched = set(plan.written) | {
+        path for path in (row.path for row in previous) if path not in plan.owned
+    }
+    blocked = [path for path in modified if path in touched]
+    if blocked and not force:
+        raise ConflictError(
+            f"{plan.row.id}: installed files were modified since install: {', '.join(blocked[:_SHOWN])}",
+            hint="keep your edits elsewhere, or pass --force to replace them",
+        )
+    for row in previous:
+        if row.path not in plan.owned:
+            plan.deleted.append(row.path)
+
+
+def _stage_plan(
+    txn: Transaction,
+    root: Path,
+    plan: _Plan,
+    files: dict[str, FileRow],
+    packages: dict[str, PackageRow],
+) -> None:
+    for directory in plan.dirs:
+        txn.ensure_dir(directory)
+    for target, staged in plan.writes:
+        txn.put(target, staged)
+    if not plan.external:
+        for path in plan.deleted:
+            row = files.pop(path)
+            target = root / row.path
+            if target.exists() or target.is_symlink():
+                txn.delete(target)
+        for path, digest in plan.owned.items():
+            files[path] = FileRow(
+                id=file_row_id(path),
+                path=path,
+                sha256=digest,
+                owner=plan.row.id,
+                kind="file",
+                description="",
+            )
+    packages[plan.row.id] = replace(
+        plan.row, installed_version=plan.row.version, installed_digest=plan.row.digest
+    )
+
+
+def _ledger_detail(plan: _Plan) -> dict[str, object]:
+    detail: dict[str, object] = {
+        "id": plan.row.id,
+        "version": str(plan.row.version),
+        "output_type": plan.row.output_type.value,
+        "destination": str(plan.base),
+        "files": len(plan.owned),
+        "written": len(plan.written) + len(plan.overwritten),
+        "adopted": len(plan.adopted),
+        "deleted": len(plan.deleted),
+    }
+    if plan.external:
+        # External deliveries are outside registries and integrity scope: the ledger is their record.
+        detail["paths"] = [
+            {"path": path, "sha256": digest} for path, digest in sorted(plan.owned.items())
+        ]
+    return detail
+
+
+def _external_files(session: Session, package_id: str) -> dict[str, str]:
+    """The files of an external install, from its newest ledger entry."""
+    found: dict[str, str] = {}
+    for entry in session.ledger.entries():
+        if entry.fields["result"] != "ok" or entry.fields["action"] not in (
+            "install",
+            "update",
+            "remove",
+        ):
+            continue
+        for detail in entry.fields["details"].get("packages", []):
+            if isinstance(detail, dict) and detail.get("id") == package_id:
+                found = {item["path"]: item["sha256"] for item in detail.get("paths", [])}
+    return found
+
+
+def remove(session: Session, package_id: str, *, force: bool, dry_run: bool) -> ChangeResult:
+    """See ``GateOperations.remove``."""
+    validate_package_id(package_id)
+    packages = session.packages()
+    row = packages.get(package_id)
+    if row is None:
+        raise UsageError(f"unknown package {package_id}: no row in packages_registry.csv")
+    base, external = _destination(session, row)
+    if row.installed_digest is None:
+        session.warnings.append(f"{package_id} is not installed; nothing to remove")
+        unchanged = PackageChange(
+            row.id, str(row.version), row.digest, row.output_type.value, str(base), "unchanged"
+        )
+        return ChangeResult(
+            action="remove",
+            packages=(unchanged,),
+            dry_run=dry_run,
+            warnings=tuple(session.warnings),
+        )
+    dependants = sorted(
+        other.id
+        for other in packages.values()
+        if other.installed_digest is not None
+        and any(dep.package_id == package_id for dep in other.dependencies)
+    )
+    if dependants and not force:
+        raise ConflictError(
+            f"{package_id} is needed by installed {', '.join(dependants)}",
+            hint="remove those first, or pass --force",
+        )
+    files = session.files()
+    targets = _removal_targets(session, package_id, files, external)
+    modified = _modified_targets(targets)
+    if modified and not force:
+        raise ConflictError(
+            f"{package_id}: files were modified since install: {', '.join(modified[:_SHOWN])}",
+            hint="move your edits away, or pass --force to delete them too",
+        )
+    plan = _Plan(row=row, base=base, external=external, status="removed")
+    txn = session.begin()
+    try:
+        for shown, (target, _digest) in sorted(targets.items()):
+            if target.exists() or target.is_symlink():
+                txn.delete(target)
+                plan.deleted.append(shown)
+            files.pop(shown, None)
+        if dry_run:
+            txn.abort()
+            return ChangeResult(
+                action="remove",
+                packages=(plan.change("planned"),),
+                dry_run=True,
+                warnings=tuple(session.warnings),
+            )
+        packages[package_id] = replace(row, installed_version=None, installed_digest=None)
+        session.stage_registries(txn, packages=packages, files=files)
+        record = session.record(
+            package_id,
+            digests={package_id: row.installed_digest},
+            details={
+                "packages": [
+                    {
+                        "id": package_id,
+                        "deleted": len(plan.deleted),
+                        "modified": modified,
+                        "destination": str(base),
+                    }
+                ]
+            },
+            txn=txn,
+        )
+        session.commit(txn, record)
+    except BaseException:
+        txn.abort()
+        raise
+    _prune_empty_dirs((target for target, _ in targets.values()), stop=base)
+    return ChangeResult(
+        action="remove", packages=(plan.change(),), warnings=tuple(session.warnings)
+    )
+
+
+def _removal_targets(
+    session: Session, package_id: str, files: dict[str, FileRow], external: bool
+) -> dict[str, tuple[Path, str]]:
+    if external:
+        return {
+            path: (Path(path), digest)
+            for path, digest in _external_files(session, package_id).items()
+        }
+    root = session.layout.root
+    return {
+        row.path: (root / row.path, row.sha256) for row in files.values() if row.owner == package_id
+    }
+
+
+def _modified_targets(targets: dict[str, tuple[Path, str]]) -> list[str]:
+    modified = []
+    for shown, (target, digest) in sorted(targets.items()):
+        if target.is_symlink() or (
+            target.exists() and (not target.is_file() or sha256_file(target) != digest)
+        ):
+            modified.append(shown)
+    return modified
+
+
+def _prune_empty_dirs(targets: Iterable[Path], *, stop: Path) -> None:
+    """Remove directories a removal left empty, up to (not including) ``stop``."""
+    candidates: set[Path] = set()
+    for target in targets:
+        candidates.update(parent for parent in target.parents if stop in parent.parents)
+    for directory in sorted(candidates, key=lambda path: len(path.parts), reverse=True):
+        try:
+            directory.rmdir()
+        except OSError:
+            continue

@@ -1,0 +1,249 @@
+"""What operations return: frozen result objects, rendered once by the interface.
+
+Each result's ``to_json`` is the ``--json`` document users script against;
+it always carries ``schema`` (name/version).  Changing a key means bumping
+the version (a contract test pins them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from control_plane.findings import Finding
+
+
+@dataclass(frozen=True)
+class Result:
+    """Base of every operation result."""
+
+    SCHEMA: ClassVar[str] = "control-plane.result/1"
+    warnings: tuple[str, ...] = field(default=(), kw_only=True)
+
+    @property
+    def ok(self) -> bool:
+        return True
+
+    def payload(self) -> dict[str, Any]:
+        raise AssertionError("every result type defines payload()")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": self.SCHEMA,
+            "ok": self.ok,
+            **self.payload(),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class InitResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.init/1"
+    root: str
+    created: tuple[str, ...]
+
+    def payload(self) -> dict[str, Any]:
+        return {"root": self.root, "created": list(self.created)}
+
+
+@dataclass(frozen=True)
+class PackResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.pack/1"
+    id: str
+    version: str
+    archive: str
+    digest: str
+    files: int
+    content_bytes: int
+    dependencies: tuple[str, ...]
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "archive": self.archive,
+            "digest": self.digest,
+            "files": self.files,
+            "content_bytes": self.content_bytes,
+            "dependencies": list(self.dependencies),
+        }
+
+
+@dataclass(frozen=True)
+class CreateResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.create/1"
+    id: str
+    version: str
+    archive: str
+    digest: str
+    sidecar_written: bool
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "archive": self.archive,
+            "digest": self.digest,
+            "sidecar_written": self.sidecar_written,
+        }
+
+
+@dataclass(frozen=True)
+class PackageChange:
+    """What happened (or would happen) to one package."""
+
+    id: str
+    version: str
+    digest: str
+    output_type: str
+    destination: str
+    status: str  # installed | updated | unchanged | removed | planned
+    written: tuple[str, ...] = ()
+    adopted: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    overwritten: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "digest": self.digest,
+            "output_type": self.output_type,
+            "destination": self.destination,
+            "status": self.status,
+            "written": list(self.written),
+            "adopted": list(self.adopted),
+            "deleted": list(self.deleted),
+            "overwritten": list(self.overwritten),
+        }
+
+
+@dataclass(frozen=True)
+class ChangeResult(Result):
+    """install, update and remove: the packages touched, in order."""
+
+    SCHEMA: ClassVar[str] = "control-plane.change/1"
+    action: str
+    packages: tuple[PackageChange, ...]
+    dry_run: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "dry_run": self.dry_run,
+            "packages": [package.to_json() for package in self.packages],
+        }
+
+
+@dataclass(frozen=True)
+class SyncResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.sync/1"
+    path: str
+    changed: bool
+    written: bool
+    packages: int
+    files: int
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "changed": self.changed,
+            "written": self.written,
+            "packages": self.packages,
+            "files": self.files,
+        }
+
+
+@dataclass(frozen=True)
+class ValidateResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.validate/1"
+    packages: int
+    files: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "packages": self.packages,
+            "files": self.files,
+            "findings": [finding.as_dict() for finding in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class IntegrityResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.integrity/1"
+    merkle_root: str
+    checked: int
+    mismatched: tuple[str, ...]
+    missing: tuple[str, ...]
+    orphans: tuple[str, ...]
+    archives_checked: int
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.mismatched or self.missing or self.orphans or self.findings)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "merkle_root": self.merkle_root,
+            "checked": self.checked,
+            "mismatched": list(self.mismatched),
+            "missing": list(self.missing),
+            "orphans": list(self.orphans),
+            "archives_checked": self.archives_checked,
+            "findings": [finding.as_dict() for finding in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class HashUpdateResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.hash-update/1"
+    path: str
+    old: str | None
+    new: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"path": self.path, "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True)
+class WhoamiResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.whoami/1"
+    user: str
+    provider: str
+    roles: tuple[str, ...]
+    actions: tuple[str, ...]
+    expires_at: int | None
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "provider": self.provider,
+            "roles": list(self.roles),
+            "actions": list(self.actions),
+            "expires_at": self.expires_at,
+        }
+
+
+@dataclass(frozen=True)
+class LedgerVerifyResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.ledger-verify/1"
+    entries: int
+    head: str | None
+
+    def payload(self) -> dict[str, Any]:
+        return {"entries": self.entries, "head": self.head}
+
+
+@dataclass(frozen=True)
+class LedgerShowResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.ledger-show/1"
+    entries: tuple[dict[str, Any], ...]
+
+    def payload(self) -> dict[str, Any]:
+        return {"entries": list(self.entries)}

@@ -1,0 +1,273 @@
+"""The one path every operation takes: authenticate, authorise, lock, recover.
+
+``Session`` is what an operation body receives: the root's layout and config,
+the authenticated identity and role, the ledger, and the warnings to show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from control_plane.archive import ArchiveLimits
+from control_plane.auth import (
+    Action,
+    AuthProvider,
+    HmacProvider,
+    Identity,
+    JwksSource,
+    OidcProvider,
+    OidcSettings,
+    PassthroughProvider,
+    Role,
+    authorize,
+    check_hmac_secret,
+    hmac_key_id,
+)
+from control_plane.config import Config
+from control_plane.errors import DeniedError, LockTimeoutError, UsageError
+from control_plane.layout import RootLayout
+from control_plane.ledger import Ledger, LedgerRecord
+from control_plane.registry import (
+    FileRow,
+    PackageRow,
+    RegistryLimits,
+    dump_files,
+    dump_packages,
+    parse_files,
+    parse_packages,
+)
+from control_plane.transaction import Transaction, recover
+
+# Names of environment variables, not secrets.
+SECRET_VARIABLE = "CONTROL_PLANE_SHARED_SECRET"  # noqa: S105
+PREVIOUS_SECRET_VARIABLE = "CONTROL_PLANE_SHARED_SECRET_PREVIOUS"  # noqa: S105
+
+ProgressFactory = Callable[[str, int], "contextlib.AbstractContextManager[Callable[[int], None]]"]
+
+
+@contextlib.contextmanager
+def no_progress(_label: str, _total: int) -> Iterator[Callable[[int], None]]:
+    """The default progress reporter: silent."""
+    yield lambda _n: None
+
+
+def os_user() -> str:
+    """The operating-system user running this process."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+def build_provider(config: Config, env: Mapping[str, str], layout: RootLayout) -> AuthProvider:
+    """The configured authentication provider, with its secrets taken from ``env``.
+
+    Raises:
+        UsageError: the provider's settings or secrets are missing or invalid.
+    """
+    name = config.auth.provider
+    if name == "passthrough":
+        return PassthroughProvider(os_user(), require_auth=config.auth.require)
+    if name == "hmac":
+        current = check_hmac_secret(_env_bytes(env, SECRET_VARIABLE), SECRET_VARIABLE)
+        secrets = {"current": current}
+        previous = _env_bytes(env, PREVIOUS_SECRET_VARIABLE)
+        if previous:
+            secrets["previous"] = check_hmac_secret(previous, PREVIOUS_SECRET_VARIABLE)
+        keyed = {hmac_key_id(secret): secret for secret in secrets.values()}
+        return HmacProvider(keyed, config.users)
+    oidc = config.oidc
+    if not (oidc.issuer and oidc.audience and oidc.jwks):
+        raise UsageError("auth.oidc needs issuer, audience and jwks in control_plane.toml")
+    settings = OidcSettings(
+        issuer=oidc.issuer,
+        audience=oidc.audience,
+        jwks=_resolve_jwks(oidc.jwks, layout.root),
+        algorithms=oidc.algorithms,
+        leeway_seconds=oidc.leeway_seconds,
+        roles_claim=oidc.roles_claim,
+        role_map=dict(oidc.role_map),
+        jwks_cache_seconds=oidc.jwks_cache_seconds,
+        fetch_timeout_seconds=oidc.fetch_timeout_seconds,
+    )
+    jwks = JwksSource(
+        settings.jwks,
+        cache_dir=layout.state / "jwks-cache",
+        cache_seconds=settings.jwks_cache_seconds,
+        timeout=settings.fetch_timeout_seconds,
+    )
+    return OidcProvider(settings, jwks)
+
+
+def _env_bytes(env: Mapping[str, str], name: str) -> bytes | None:
+    value = env.get(name)
+    return None if value is None else value.encode("utf-8")
+
+
+def _resolve_jwks(location: str, root: Path) -> str:
+    if location.startswith(("https://", "http://")):
+        return location
+    path = Path(location)
+    return str(path if path.is_absolute() else root / path)
+
+
+@dataclass
+class Session:
+    """An authorised, locked view of one root for the duration of one operation."""
+
+    layout: RootLayout
+    config: Config
+    identity: Identity
+    role: Role
+    action: Action
+    ledger: Ledger
+    progress: ProgressFactory = no_progress
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        limits = self.config.limits
+        return ArchiveLimits(
+            max_entries=limits.max_entries,
+            max_total_bytes=limits.max_total_bytes,
+            max_file_bytes=limits.max_file_bytes,
+            max_ratio=limits.max_ratio,
+            max_name_bytes=limits.max_name_bytes,
+            max_component_bytes=limits.max_component_bytes,
+        )
+
+    @property
+    def registry_limits(self) -> RegistryLimits:
+        limits = self.config.limits
+        return RegistryLimits(
+            max_file_bytes=limits.registry_max_bytes,
+            max_field_bytes=limits.registry_max_field_bytes,
+        )
+
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UsageError(f"cannot read {self.layout.relative(path)}: {exc.strerror}") from exc
+
+    def packages(self) -> dict[str, PackageRow]:
+        """The package registry, strictly parsed (any problem is exit 2)."""
+        data = self._read(self.layout.packages_registry)
+        if data is None:
+            return {}
+        rows = parse_packages(data, limits=self.registry_limits).require_clean()
+        return {row.id: row for row in rows}
+
+    def files(self) -> dict[str, FileRow]:
+        """The control registry keyed by path, strictly parsed."""
+        data = self._read(self.layout.control_registry)
+        if data is None:
+            return {}
+        rows = parse_files(data, limits=self.registry_limits).require_clean()
+        return {row.path: row for row in rows}
+
+    def stage_registries(
+        self,
+        txn: Transaction,
+        packages: Mapping[str, PackageRow] | None = None,
+        files: Mapping[str, FileRow] | None = None,
+    ) -> None:
+        """Add new registry contents to a transaction."""
+        if packages is not None:
+            txn.put_bytes(self.layout.packages_registry, dump_packages(packages.values()))
+        if files is not None:
+            txn.put_bytes(self.layout.control_registry, dump_files(files.values()))
+
+    def begin(self) -> Transaction:
+        """A new transaction staged inside this root."""
+        return Transaction.begin(self.layout.transactions)
+
+    def record(
+        self,
+        target: str,
+        *,
+        digests: Mapping[str, str] | None = None,
+        details: Mapping[str, object] | None = None,
+        txn: Transaction | None = None,
+    ) -> LedgerRecord:
+        """The ledger record of this session's action on ``target``."""
+        return LedgerRecord(
+            actor=self.identity.user,
+            role=self.role.value,
+            action=self.action.value,
+            target=target,
+            result="ok",
+            digests=dict(digests or {}),
+            details=dict(details or {}),
+            txn=None if txn is None else txn.id,
+        )
+
+    def commit(self, txn: Transaction, record: LedgerRecord) -> None:
+        """Commit ``txn`` and ledger ``record`` as one atomic step."""
+        txn.commit(self.ledger, record)
+
+
+@contextlib.contextmanager
+def root_lock(layout: RootLayout, timeout: float) -> Iterator[None]:
+    """Hold the root's one lock; a timeout is a conflict (exit 4)."""
+    layout.state.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(layout.lock, timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise LockTimeoutError(
+            f"another command holds the root lock ({layout.relative(layout.lock)}) "
+            f"for more than {timeout:g}s",
+            hint="retry when it finishes, or raise limits.lock_timeout_seconds",
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def restore_consistency(layout: RootLayout, ledger: Ledger) -> list[str]:
+    """Repair the ledger tail and finish or undo interrupted transactions (lock held)."""
+    messages: list[str] = []
+    repaired = ledger.repair_tail()
+    if repaired:
+        messages.append(repaired)
+    messages.extend(recover(layout.transactions, ledger))
+    return messages
+
+
+def record_denial(
+    layout: RootLayout, ledger: Ledger, timeout: float, error: DeniedError, target: str
+) -> None:
+    """Ledger a denial (best effort under the lock; the denial stands either way)."""
+    record = LedgerRecord(
+        actor=error.actor or "unknown",
+        role="",
+        action=error.action or "",
+        target=target,
+        result="denied",
+        digests={},
+        details={"reason": error.reason},
+    )
+    with contextlib.suppress(LockTimeoutError, OSError), root_lock(layout, timeout):
+        restore_consistency(layout, ledger)
+        ledger.append(record)
+
+
+def authorise(provider: AuthProvider, token: str | None, action: Action) -> tuple[Identity, Role]:
+    """Authenticate ``token`` and check ``action``; raises DeniedError (with actor/action set)."""
+    try:
+        identity = provider.authenticate(token)
+    except DeniedError as error:
+        error.action = action.value
+        raise
+    return identity, authorize(identity, action)

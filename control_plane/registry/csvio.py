@@ -1,0 +1,362 @@
+"""Strict CSV registries: bounded, exact-header reading; deterministic, injection-safe writing.
+
+Reading rejects anything structurally doubtful (``UsageError``: the whole
+file is unusable); a row that breaks a field rule (``rows``) or duplicates
+another row becomes a ``Finding`` and is left out of ``Parsed.rows``.
+
+Writing quotes minimally, ends lines with ``\\n``, and defuses spreadsheet
+formulas: a cell starting with one of ``= + - @ TAB CR`` or ``'`` gets one
+extra leading ``'``, which reading removes again, so a round trip is exact.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from control_plane.errors import UsageError
+from control_plane.findings import Finding
+from control_plane.registry.ids import find_duplicates, normalise_id, shown
+from control_plane.registry.rows import (
+    FILE_COLUMNS,
+    PACKAGE_COLUMNS,
+    FileRow,
+    PackageRow,
+    file_fields,
+    file_row,
+    is_registry_path,
+    package_fields,
+    package_row,
+)
+
+BOM = b"\xef\xbb\xbf"
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+ESCAPE = "'"
+_NEEDS_QUOTES = frozenset(',"\r\n')
+# UTF-8 never spends more than four bytes on one character.
+_MAX_UTF8_BYTES_PER_CHAR = 4
+
+
+@dataclass(frozen=True)
+class RegistryLimits:
+    """Bounds that keep a hostile registry from exhausting memory or time."""
+
+    max_file_bytes: int = 64 * 1024**2
+    max_field_bytes: int = 8192
+    max_rows: int = 1_000_000
+
+
+DEFAULT_LIMITS = RegistryLimits()
+
+
+@dataclass(frozen=True)
+class CsvRecord:
+    """One data row: its first physical line number and its fields, formula-unescaped."""
+
+    line: int
+    fields: tuple[str, ...]
+
+
+RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[RowT]):
+    """The valid rows of a registry and the findings for the rows that were dropped."""
+
+    rows: tuple[RowT, ...]
+    findings: tuple[Finding, ...]
+
+    def require_clean(self) -> tuple[RowT, ...]:
+        """Return the rows when nothing was found.
+
+        Raises:
+            UsageError: the first finding, with the number of further findings.
+        """
+        if not self.findings:
+            return self.rows
+        more = len(self.findings) - 1
+        suffix = f" (and {more} more problem{'s' if more != 1 else ''})" if more else ""
+        raise UsageError(f"{self.findings[0]}{suffix}")
+
+
+def escape_cell(text: str) -> str:
+    """Prefix ``'`` to text a spreadsheet would run as a formula (or that starts with ``'``)."""
+    if text.startswith((*FORMULA_TRIGGERS, ESCAPE)):
+        return ESCAPE + text
+    return text
+
+
+def unescape_cell(text: str) -> str:
+    """Undo ``escape_cell``: drop one leading ``'`` only where ``escape_cell`` would add one."""
+    if text.startswith(ESCAPE) and text[1:].startswith((*FORMULA_TRIGGERS, ESCAPE)):
+        return text[1:]
+    return text
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _decode(data: bytes, limits: RegistryLimits, source_name: str) -> str:
+    if len(data) > limits.max_file_bytes:
+        raise UsageError(
+            f"{source_name} is {len(data)} bytes, larger than the limit of {limits.max_file_bytes}"
+        )
+    data = data.removeprefix(BOM)
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise UsageError(f"{source_name}:{_line_of(data, nul)}: contains a NUL byte")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{source_name}:{_line_of(data, exc.start)}: not valid UTF-8 (byte {exc.start})"
+        ) from None
+
+
+def _check_header(found: Sequence[str], expected: Sequence[str], source_name: str) -> None:
+    if tuple(found) == tuple(expected):
+        return
+    counts = Counter(found)
+    problems = []
+    missing = [name for name in expected if name not in counts]
+    unexpected = [name for name in found if name not in expected]
+    duplicated = sorted(name for name, count in counts.items() if count > 1)
+    if missing:
+        problems.append("missing " + ", ".join(missing))
+    if unexpected:
+        problems.append("unexpected " + ", ".join(repr(name[:40]) for name in unexpected[:5]))
+    if duplicated:
+        problems.append("duplicated " + ", ".join(repr(name[:40]) for name in duplicated[:5]))
+    if not problems:
+        problems.append("columns out of order")
+    raise UsageError(
+        f"{source_name}:1: header must be exactly {','.join(expected)} ({'; '.join(problems)})"
+    )
+
+
+def _field_too_large(text: str, max_bytes: int) -> bool:
+    if len(text) > max_bytes:
+        return True
+    # Only non-ASCII text can be longer in bytes than in characters.
+    return len(text) * _MAX_UTF8_BYTES_PER_CHAR > max_bytes and len(text.encode()) > max_bytes
+
+
+def read_table(
+    data: bytes, columns: Sequence[str], *, limits: RegistryLimits, source_name: str
+) -> list[CsvRecord]:
+    """Parse a CSV table whose header must be exactly ``columns``.
+
+    A UTF-8 BOM is stripped, ``\\n`` and ``\\r\\n`` line endings are accepted,
+    and blank lines are skipped when nothing but blank lines follows them.
+
+    Raises:
+        UsageError: naming the file and line: too large, NUL byte, not UTF-8,
+            wrong header, ragged row, malformed quoting, oversize field, blank
+            line before data, or more than ``limits.max_rows`` rows.
+    """
+    text = _decode(data, limits, source_name)
+    # The csv module's field limit is process-wide state we neither set nor
+    # trust; sizes are checked below, and its own refusal is translated too.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[CsvRecord] = []
+    header_seen = False
+    blank_line = 0
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            if "field limit" in str(exc):
+                raise UsageError(
+                    f"{source_name}:{start}: a field is larger than the CSV reader's limit"
+                    f" of {csv.field_size_limit()} characters"
+                ) from None
+            if "unexpected end of data" in str(exc):
+                raise UsageError(
+                    f"{source_name}:{start}: unterminated quoted field (opened on this line)"
+                ) from None
+            raise UsageError(f"{source_name}:{reader.line_num}: malformed CSV: {exc}") from None
+        if not fields:
+            blank_line = blank_line or start
+            continue
+        if blank_line:
+            raise UsageError(
+                f"{source_name}:{blank_line}: blank line inside the table"
+                " (blank lines are allowed only at the end)"
+            )
+        if not header_seen:
+            _check_header(fields, columns, source_name)
+            header_seen = True
+            continue
+        if len(fields) != len(columns):
+            raise UsageError(
+                f"{source_name}:{start}: row has {len(fields)} fields,"
+                f" the header has {len(columns)}"
+            )
+        for index, field in enumerate(fields):
+            if _field_too_large(field, limits.max_field_bytes):
+                raise UsageError(
+                    f"{source_name}:{start}: field {columns[index]} is larger than"
+                    f" {limits.max_field_bytes} bytes"
+                )
+        if len(records) >= limits.max_rows:
+            raise UsageError(f"{source_name}:{start}: more than {limits.max_rows} rows")
+        records.append(CsvRecord(start, tuple(unescape_cell(field) for field in fields)))
+    if not header_seen:
+        raise UsageError(f"{source_name}: empty file, expected the header {','.join(columns)}")
+    return records
+
+
+def _quote(field: str) -> str:
+    if _NEEDS_QUOTES.isdisjoint(field):
+        return field
+    return '"' + field.replace('"', '""') + '"'
+
+
+def write_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """Encode a header and rows as UTF-8 CSV with ``\\n`` line endings and escaped formulas.
+
+    Fields containing ``\\r`` are quoted too (``csv.writer`` leaves them bare
+    when the line terminator is ``\\n``, which a reader would split).
+
+    Raises:
+        UsageError: a field holds a NUL character or text UTF-8 cannot encode,
+            or a row does not have one field per column.
+    """
+    lines = [",".join(_quote(name) for name in columns)]
+    for row in rows:
+        if len(row) != len(columns):
+            raise UsageError(
+                f"cannot write a row of {len(row)} fields under {len(columns)} columns"
+            )
+        for field in row:
+            if "\x00" in field:
+                raise UsageError("cannot write a registry field containing a NUL character")
+        lines.append(",".join(_quote(escape_cell(field)) for field in row))
+    text = "".join(line + "\n" for line in lines)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"cannot write a registry field that is not valid Unicode: {exc.reason}"
+        ) from None
+
+
+def _duplicates(
+    entries: Sequence[tuple[int, str]],
+    key: Callable[[str], str],
+    *,
+    rule: str,
+    what: str,
+    source: str,
+) -> tuple[set[int], list[tuple[int, Finding]]]:
+    """Lines of every entry in a duplicate group, and one finding per later entry."""
+    lines: set[int] = set()
+    findings: list[tuple[int, Finding]] = []
+    for line, value, first_line, first_value in find_duplicates(entries, key):
+        lines.update((first_line, line))
+        alike = (
+            ""
+            if value == first_value
+            else " (a look-alike: equal after case and separator folding)"
+        )
+        message = (
+            f"{what} {shown(value)} on line {line} duplicates"
+            f" {shown(first_value)} on line {first_line}{alike}"
+        )
+        findings.append((line, Finding(f"{source}:{line}", rule, message)))
+    return lines, findings
+
+
+def _finish(
+    built: Sequence[tuple[int, RowT | None, list[Finding]]],
+    duplicate_checks: Iterable[tuple[set[int], list[tuple[int, Finding]]]],
+) -> Parsed[RowT]:
+    """Drop every row in a duplicate group; order findings by line."""
+    dropped: set[int] = set()
+    located = [(line, finding) for line, _row, findings in built for finding in findings]
+    for lines, findings in duplicate_checks:
+        dropped |= lines
+        located.extend(findings)
+    located.sort(key=lambda pair: pair[0])
+    rows = tuple(row for line, row, _ in built if row is not None and line not in dropped)
+    return Parsed(rows, tuple(finding for _, finding in located))
+
+
+def parse_packages(
+    data: bytes,
+    *,
+    limits: RegistryLimits = DEFAULT_LIMITS,
+    source_name: str = "packages_registry.csv",
+) -> Parsed[PackageRow]:
+    """Parse ``packages_registry.csv`` bytes into valid rows and findings.
+
+    Raises:
+        UsageError: a structural problem (size, encoding, header, quoting, ragged row, limits).
+    """
+    records = read_table(data, PACKAGE_COLUMNS, limits=limits, source_name=source_name)
+    built = [
+        (record.line, *package_row(record.line, record.fields, source_name)) for record in records
+    ]
+    ids = [(record.line, record.fields[0]) for record in records if record.fields[0]]
+    checks = [_duplicates(ids, normalise_id, rule="id-duplicate", what="id", source=source_name)]
+    return _finish(built, checks)
+
+
+def _path_key(path: str) -> str:
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def parse_files(
+    data: bytes,
+    *,
+    limits: RegistryLimits = DEFAULT_LIMITS,
+    source_name: str = "control_plane_registry.csv",
+) -> Parsed[FileRow]:
+    """Parse ``control_plane_registry.csv`` bytes into valid rows and findings.
+
+    Raises:
+        UsageError: a structural problem (size, encoding, header, quoting, ragged row, limits).
+    """
+    records = read_table(data, FILE_COLUMNS, limits=limits, source_name=source_name)
+    built = [
+        (record.line, *file_row(record.line, record.fields, source_name)) for record in records
+    ]
+    ids = [(record.line, record.fields[0]) for record in records if record.fields[0]]
+    paths = [
+        (record.line, record.fields[1]) for record in records if is_registry_path(record.fields[1])
+    ]
+    checks = [
+        _duplicates(ids, normalise_id, rule="id-duplicate", what="id", source=source_name),
+        _duplicates(paths, _path_key, rule="path-duplicate", what="path", source=source_name),
+    ]
+    return _finish(built, checks)
+
+
+def dump_packages(rows: Iterable[PackageRow]) -> bytes:
+    """``packages_registry.csv`` bytes: the header, then rows sorted by id.
+
+    Raises:
+        UsageError: a field cannot be written (NUL character, unencodable text).
+    """
+    ordered = sorted(rows, key=lambda row: row.id)
+    return write_table(PACKAGE_COLUMNS, (package_fields(row) for row in ordered))
+
+
+def dump_files(rows: Iterable[FileRow]) -> bytes:
+    """``control_plane_registry.csv`` bytes: the header, then rows sorted by path.
+
+    Raises:
+        UsageError: a field cannot be written (NUL character, unencodable text).
+    """
+    ordered = sorted(rows, key=lambda row: row.path)
+    return write_table(FILE_COLUMNS, (file_fields(row) for row in ordered))

@@ -1,0 +1,1 @@
+"""Seed-compatible module names; everything lives in the ``control_plane`` package."""

@@ -1,0 +1,5 @@
+"""Re-export of ``GateOperations``, the only way in."""
+
+from control_plane.operations import GateOperations
+
+__all__ = ["GateOperations"]

@@ -1,0 +1,138 @@
+"""Shared fixtures: a fresh root, a CLI runner, and snapshots that prove nothing was written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from control_plane.cli.main import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("CONTROL_PLANE_"):
+            monkeypatch.delenv(name)
+
+
+CliFn = Callable[..., Outcome]
+
+
+@pytest.fixture
+def cpctl(tmp_path: Path) -> CliFn:
+    """Run ``cpctl`` in-process; ``root`` defaults to the test's root directory."""
+
+    def run(
+        *args: str,
+        root: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Outcome:
+        runner = CliRunner()
+        argv = ["--root", str(root)] if root is not None else []
+        previous = Path.cwd()
+        os.chdir(cwd or tmp_path)
+        try:
+            result = runner.invoke(cli, [*argv, *args], env=dict(env or {}), catch_exceptions=False)
+        finally:
+            os.chdir(previous)
+        return Outcome(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+@pytest.fixture
+def root(tmp_path: Path, cpctl: CliFn) -> Path:
+    """A freshly initialised root."""
+    path = tmp_path / "root"
+    outcome = cpctl("init", root=path)
+    assert outcome.exit_code == 0, outcome.stderr
+    return path
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, str):
+        path.write_text(text, encoding="utf-8")
+    else:
+        path.write_bytes(text)
+    return path
+
+
+def snapshot(root: Path, *, include_ledger: bool = True) -> dict[str, str]:
+    """Every file under the root (but per-machine state) with its hash; symlinks by target."""
+    result: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(root).as_posix()
+        if rel_dir == ".control_plane" or rel_dir.startswith(".control_plane/"):
+            dirnames.clear()
+            continue
+        if not include_ledger and (rel_dir == "ledger" or rel_dir.startswith("ledger/")):
+            dirnames.clear()
+            continue
+        for name in dirnames:
+            result[(here / name).relative_to(root).as_posix() + "/"] = "dir"
+        for name in filenames:
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                result[rel] = "link:" + os.readlink(path)
+            elif not path.is_file():
+                result[rel] = "special"
+            else:
+                result[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return result
+
+
+def run_module(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m control_plane`` in a real subprocess."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROL_PLANE_")}
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "control_plane", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def packed(root: Path, cpctl: CliFn) -> Iterator[Path]:
+    """A root with PKG-DOCS 1.0.0 packed (docs/guide.md, docs/sub/notes.txt) and its sources gone."""
+    write(root / "docs" / "guide.md", "# Guide\n")
+    write(root / "docs" / "sub" / "notes.txt", "notes\n")
+    outcome = cpctl(
+        "pack", "--src", "docs", "--id", "PKG-DOCS", "--version", "1.0.0", root=root, cwd=root
+    )
+    assert outcome.exit_code == 0, outcome.stderr
+    shutil.rmtree(root / "docs")  # as on a fresh machine: only the archive remains
+    yield root
