@@ -25,6 +25,7 @@ from control_plane.operations.results import (
     ValidateResult,
     WhoamiResult,
 )
+from control_plane.operations.tokens import TokenResult
 
 PROGRESS_THRESHOLD = 4 * 1024 * 1024  # bytes; smaller jobs finish before a bar helps
 
@@ -58,11 +59,13 @@ def emit(result: Result, as_json: bool) -> int:
 
 
 def emit_error(error: ControlPlaneError, as_json: bool) -> int:
-    """One line on stderr naming what was refused and why, plus the next step when obvious.
+    """One line on stderr naming what was refused and why, and the next step when obvious.
 
     Under ``--json`` stdout still gets its one document, describing the error.
     """
     message = str(error).replace("\n", " ")
+    if error.hint:
+        message += f" (next: {error.hint})"
     if as_json:
         document = {
             "schema": "control-plane.error/1",
@@ -75,8 +78,6 @@ def emit_error(error: ControlPlaneError, as_json: bool) -> int:
         }
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
     click.echo(f"cpctl: error: {message}", err=True)
-    if error.hint:
-        click.echo(f"cpctl: hint: {error.hint}", err=True)
     return error.exit_code
 
 
@@ -212,3 +213,9 @@ def _(result: LedgerShowResult) -> list[str]:
             f"{entry['action']} {entry['target']}"
         )
     return lines or ["(ledger is empty)"]
+
+
+@text.register
+def _(result: TokenResult) -> list[str]:
+    # Only the token on stdout, so that $(cpctl token mint alice) works.
+    return [result.token]

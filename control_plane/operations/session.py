@@ -15,15 +15,13 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from control_plane import auth
 from control_plane.archive import ArchiveLimits
 from control_plane.auth import (
     Action,
     AuthProvider,
     HmacProvider,
     Identity,
-    JwksSource,
-    OidcProvider,
-    OidcSettings,
     PassthroughProvider,
     Role,
     authorize,
@@ -86,7 +84,8 @@ def build_provider(config: Config, env: Mapping[str, str], layout: RootLayout) -
     oidc = config.oidc
     if not (oidc.issuer and oidc.audience and oidc.jwks):
         raise UsageError("auth.oidc needs issuer, audience and jwks in control_plane.toml")
-    settings = OidcSettings(
+    # Attribute access keeps the OIDC stack (PyJWT, urllib) unloaded for other providers.
+    settings = auth.OidcSettings(
         issuer=oidc.issuer,
         audience=oidc.audience,
         jwks=_resolve_jwks(oidc.jwks, layout.root),
@@ -97,13 +96,13 @@ def build_provider(config: Config, env: Mapping[str, str], layout: RootLayout) -
         jwks_cache_seconds=oidc.jwks_cache_seconds,
         fetch_timeout_seconds=oidc.fetch_timeout_seconds,
     )
-    jwks = JwksSource(
+    jwks = auth.JwksSource(
         settings.jwks,
         cache_dir=layout.state / "jwks-cache",
         cache_seconds=settings.jwks_cache_seconds,
         timeout=settings.fetch_timeout_seconds,
     )
-    return OidcProvider(settings, jwks)
+    return auth.OidcProvider(settings, jwks)
 
 
 def _env_bytes(env: Mapping[str, str], name: str) -> bytes | None:
