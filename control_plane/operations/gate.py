@@ -18,7 +18,7 @@ from control_plane.config import Config, load_config
 from control_plane.errors import DeniedError, UsageError
 from control_plane.layout import RootLayout
 from control_plane.ledger import Ledger, LedgerRecord
-from control_plane.operations import checks, installing, packing, views
+from control_plane.operations import checks, installing, packing, removing, views
 from control_plane.operations.initialising import initialise
 from control_plane.operations.results import (
     ChangeResult,
@@ -217,7 +217,7 @@ class GateOperations:
     ) -> ChangeResult:
         """Delete an installed package's files and drop its file rows."""
         with self._session(Action.REMOVE, package_id) as session:
-            return installing.remove(session, package_id, force=force, dry_run=dry_run)
+            return removing.remove(session, package_id, force=force, dry_run=dry_run)
 
     # -- registries -----------------------------------------------------------------
 

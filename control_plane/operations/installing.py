@@ -2,104 +2,21 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from control_plane.archive import DirectorySink, MemberRecord, read_archive
 from control_plane.dependencies import install_order
 from control_plane.digests import parse_digest, sha256_file
 from control_plane.errors import ConflictError, UnsafeArchiveError, UsageError
-from control_plane.layout import is_reserved
 from control_plane.operations.packing import check_sidecar, store_archive_path
+from control_plane.operations.placement import PathGuard, Plan, destination, modified_targets
 from control_plane.operations.results import ChangeResult, PackageChange
 from control_plane.operations.session import Session
-from control_plane.registry import FileRow, OutputType, PackageRow, file_row_id, validate_package_id
+from control_plane.registry import FileRow, PackageRow, file_row_id, validate_package_id
 from control_plane.transaction import Transaction
 
 _SHOWN = 5  # conflicts named in one error line
-
-
-@dataclass
-class _Plan:
-    """Everything one package's install or update will do."""
-
-    row: PackageRow
-    base: Path
-    external: bool
-    status: str
-    writes: list[tuple[Path, Path]] = field(default_factory=list)  # (target, staged)
-    dirs: list[Path] = field(default_factory=list)
-    owned: dict[str, str] = field(default_factory=dict)  # display path -> sha256 after install
-    written: list[str] = field(default_factory=list)
-    adopted: list[str] = field(default_factory=list)
-    overwritten: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-
-    def change(self, status: str | None = None) -> PackageChange:
-        return PackageChange(
-            id=self.row.id,
-            version=str(self.row.version),
-            digest=self.row.digest,
-            output_type=self.row.output_type.value,
-            destination=str(self.base),
-            status=status or self.status,
-            written=tuple(self.written),
-            adopted=tuple(self.adopted),
-            deleted=tuple(self.deleted),
-            overwritten=tuple(self.overwritten),
-        )
-
-
-def _destination(session: Session, row: PackageRow) -> tuple[Path, bool]:
-    root = session.layout.root
-    if row.output_type is OutputType.EXTERNAL:
-        base = Path(os.path.expandvars(row.output_path)).expanduser()
-        if not base.is_absolute():
-            raise UsageError(f"{row.id}: external output_path must be absolute")
-        resolved = base.resolve()
-        if resolved == root or root in resolved.parents:
-            raise UnsafeArchiveError(
-                f"{row.id}: external output_path {row.output_path} is inside the root"
-            )
-        return resolved, True
-    start = root if row.output_type is OutputType.EXTENSION else session.layout.modules
-    return (start / row.output_path if row.output_path else start), False
-
-
-class _PathGuard:
-    """Refuses to write through symbolic links or into the root's machinery."""
-
-    def __init__(self, session: Session, base: Path, external: bool) -> None:
-        self.root = session.layout.root
-        self.base = base
-        self.external = external
-        self.checked: set[Path] = set()
-
-    def display(self, target: Path) -> str:
-        return str(target) if self.external else target.relative_to(self.root).as_posix()
-
-    def check(self, target: Path) -> None:
-        if not self.external:
-            rel = target.relative_to(self.root).as_posix()
-            if is_reserved(rel):
-                raise UnsafeArchiveError(
-                    f"archive member would write {rel}, which belongs to the root itself"
-                )
-        anchor = self.base if self.external else self.root
-        for parent in reversed(target.parents):
-            if parent in self.checked or not (parent == anchor or anchor in parent.parents):
-                continue
-            if parent.is_symlink():
-                raise UnsafeArchiveError(
-                    f"refusing to write through symbolic link {self.display(parent)}"
-                )
-            if parent.exists() and not parent.is_dir():
-                raise ConflictError(
-                    f"{self.display(parent)} is a file where the package needs a directory"
-                )
-            self.checked.add(parent)
 
 
 def _stage(
@@ -133,12 +50,12 @@ def _plan_package(
     files: dict[str, FileRow],
     claimed: set[Path],
     force: bool,
-) -> _Plan:
-    base, external = _destination(session, row)
+) -> Plan:
+    base, external = destination(session, row)
     members, stage = _stage(session, txn, row, index)
     status = "installed" if row.installed_digest is None else "updated"
-    plan = _Plan(row=row, base=base, external=external, status=status)
-    guard = _PathGuard(session, base, external)
+    plan = Plan(row=row, base=base, external=external, status=status)
+    guard = PathGuard(session, base, external)
     conflicts: list[str] = []
     for member in members:
         target = base.joinpath(*PurePosixPath(member.name).parts)
@@ -339,7 +256,7 @@ def _install_closure(
     )
 
 
-def _plan_deletions(session: Session, plan: _Plan, files: dict[str, FileRow], force: bool) -> None:
+def _plan_deletions(session: Session, plan: Plan, files: dict[str, FileRow], force: bool) -> None:
     """For an update: files the old version owned that the new one no longer has."""
     if plan.external:
         return
@@ -347,7 +264,7 @@ def _plan_deletions(session: Session, plan: _Plan, files: dict[str, FileRow], fo
     if not previous:
         return
     root = session.layout.root
-    modified = _modified_targets({row.path: (root / row.path, row.sha256) for row in previous})
+    modified = modified_targets({row.path: (root / row.path, row.sha256) for row in previous})
     touched = set(plan.written) | {
         path for path in (row.path for row in previous) if path not in plan.owned
     }
@@ -365,7 +282,7 @@ def _plan_deletions(session: Session, plan: _Plan, files: dict[str, FileRow], fo
 def _stage_plan(
     txn: Transaction,
     root: Path,
-    plan: _Plan,
+    plan: Plan,
     files: dict[str, FileRow],
     packages: dict[str, PackageRow],
 ) -> None:
@@ -393,7 +310,7 @@ def _stage_plan(
     )
 
 
-def _ledger_detail(plan: _Plan) -> dict[str, object]:
+def _ledger_detail(plan: Plan) -> dict[str, object]:
     detail: dict[str, object] = {
         "id": plan.row.id,
         "version": str(plan.row.version),
@@ -410,136 +327,3 @@ def _ledger_detail(plan: _Plan) -> dict[str, object]:
             {"path": path, "sha256": digest} for path, digest in sorted(plan.owned.items())
         ]
     return detail
-
-
-def _external_files(session: Session, package_id: str) -> dict[str, str]:
-    """The files of an external install, from its newest ledger entry."""
-    found: dict[str, str] = {}
-    for entry in session.ledger.entries():
-        if entry.fields["result"] != "ok" or entry.fields["action"] not in (
-            "install",
-            "update",
-            "remove",
-        ):
-            continue
-        for detail in entry.fields["details"].get("packages", []):
-            if isinstance(detail, dict) and detail.get("id") == package_id:
-                found = {item["path"]: item["sha256"] for item in detail.get("paths", [])}
-    return found
-
-
-def remove(session: Session, package_id: str, *, force: bool, dry_run: bool) -> ChangeResult:
-    """See ``GateOperations.remove``."""
-    validate_package_id(package_id)
-    packages = session.packages()
-    row = packages.get(package_id)
-    if row is None:
-        raise UsageError(f"unknown package {package_id}: no row in packages_registry.csv")
-    base, external = _destination(session, row)
-    if row.installed_digest is None:
-        session.warnings.append(f"{package_id} is not installed; nothing to remove")
-        unchanged = PackageChange(
-            row.id, str(row.version), row.digest, row.output_type.value, str(base), "unchanged"
-        )
-        return ChangeResult(
-            action="remove",
-            packages=(unchanged,),
-            dry_run=dry_run,
-            warnings=tuple(session.warnings),
-        )
-    dependants = sorted(
-        other.id
-        for other in packages.values()
-        if other.installed_digest is not None
-        and any(dep.package_id == package_id for dep in other.dependencies)
-    )
-    if dependants and not force:
-        raise ConflictError(
-            f"{package_id} is needed by installed {', '.join(dependants)}",
-            hint="remove those first, or pass --force",
-        )
-    files = session.files()
-    targets = _removal_targets(session, package_id, files, external)
-    modified = _modified_targets(targets)
-    if modified and not force:
-        raise ConflictError(
-            f"{package_id}: files were modified since install: {', '.join(modified[:_SHOWN])}",
-            hint="move your edits away, or pass --force to delete them too",
-        )
-    plan = _Plan(row=row, base=base, external=external, status="removed")
-    txn = session.begin()
-    try:
-        for shown, (target, _digest) in sorted(targets.items()):
-            if target.exists() or target.is_symlink():
-                txn.delete(target)
-                plan.deleted.append(shown)
-            files.pop(shown, None)
-        if dry_run:
-            txn.abort()
-            return ChangeResult(
-                action="remove",
-                packages=(plan.change("planned"),),
-                dry_run=True,
-                warnings=tuple(session.warnings),
-            )
-        packages[package_id] = replace(row, installed_version=None, installed_digest=None)
-        session.stage_registries(txn, packages=packages, files=files)
-        record = session.record(
-            package_id,
-            digests={package_id: row.installed_digest},
-            details={
-                "packages": [
-                    {
-                        "id": package_id,
-                        "deleted": len(plan.deleted),
-                        "modified": modified,
-                        "destination": str(base),
-                    }
-                ]
-            },
-            txn=txn,
-        )
-        session.commit(txn, record)
-    except BaseException:
-        txn.abort()
-        raise
-    _prune_empty_dirs((target for target, _ in targets.values()), stop=base)
-    return ChangeResult(
-        action="remove", packages=(plan.change(),), warnings=tuple(session.warnings)
-    )
-
-
-def _removal_targets(
-    session: Session, package_id: str, files: dict[str, FileRow], external: bool
-) -> dict[str, tuple[Path, str]]:
-    if external:
-        return {
-            path: (Path(path), digest)
-            for path, digest in _external_files(session, package_id).items()
-        }
-    root = session.layout.root
-    return {
-        row.path: (root / row.path, row.sha256) for row in files.values() if row.owner == package_id
-    }
-
-
-def _modified_targets(targets: dict[str, tuple[Path, str]]) -> list[str]:
-    modified = []
-    for shown, (target, digest) in sorted(targets.items()):
-        if target.is_symlink() or (
-            target.exists() and (not target.is_file() or sha256_file(target) != digest)
-        ):
-            modified.append(shown)
-    return modified
-
-
-def _prune_empty_dirs(targets: Iterable[Path], *, stop: Path) -> None:
-    """Remove directories a removal left empty, up to (not including) ``stop``."""
-    candidates: set[Path] = set()
-    for target in targets:
-        candidates.update(parent for parent in target.parents if stop in parent.parents)
-    for directory in sorted(candidates, key=lambda path: len(path.parts), reverse=True):
-        try:
-            directory.rmdir()
-        except OSError:
-            continue
