@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from control_plane.auth import Action, AuthProvider, allowed_actions
+from control_plane.auth import ROLE_ACTIONS, Action, AuthProvider, Role, allowed_actions
 from control_plane.config import Config, load_config
 from control_plane.errors import DeniedError, UsageError
 from control_plane.layout import RootLayout
@@ -274,11 +274,13 @@ class GateOperations:
     def whoami(self) -> WhoamiResult:
         """Who the token says you are, and what you may do."""
         identity = self.provider.authenticate(self.token)
-        actions = sorted(action.value for action in allowed_actions(identity))
+        actions = allowed_actions(identity)
+        strongest = next((role for role in Role if actions and ROLE_ACTIONS[role] <= actions), None)
         return WhoamiResult(
             user=identity.user,
             provider=identity.provider,
             roles=identity.role_names,
-            actions=tuple(actions),
+            actions=tuple(sorted(action.value for action in actions)),
             expires_at=identity.expires_at,
+            role=None if strongest is None else strongest.value,
         )

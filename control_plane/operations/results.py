@@ -219,11 +219,14 @@ class WhoamiResult(Result):
     roles: tuple[str, ...]
     actions: tuple[str, ...]
     expires_at: int | None
+    role: str | None = None  # the strongest known role, as authorisation would use it
 
     def payload(self) -> dict[str, Any]:
         return {
+            "identity": self.user,
             "user": self.user,
             "provider": self.provider,
+            "role": self.role,
             "roles": list(self.roles),
             "actions": list(self.actions),
             "expires_at": self.expires_at,
