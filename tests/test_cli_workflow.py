@@ -105,6 +105,18 @@ def test_install_by_archive_path(packed: Path, cpctl: CliFn) -> None:
     assert (packed / "docs/sub/notes.txt").exists()
 
 
+def test_registry_sources_resolve_against_the_root_not_the_working_directory(
+    packed: Path, tmp_path: Path, cpctl: CliFn
+) -> None:
+    # The caller stands in another root whose store holds an archive of the same name.
+    other = tmp_path / "other"
+    assert cpctl("init", root=other).exit_code == 0
+    write(other / "packages_store" / "docs.tar.gz", b"not this one")
+    outcome = cpctl("install", "--id", "PKG-DOCS", root=packed, cwd=other)
+    assert outcome.exit_code == 0, outcome.stderr
+    assert (packed / "docs/guide.md").read_text() == "# Guide\n"
+
+
 def test_dry_run_plans_without_writing(packed: Path, cpctl: CliFn) -> None:
     before = snapshot(packed)
     outcome = cpctl("install", "--id", "PKG-DOCS", "--dry-run", "--json", root=packed)

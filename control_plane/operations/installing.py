@@ -22,7 +22,8 @@ _SHOWN = 5  # conflicts named in one error line
 def _stage(
     session: Session, txn: Transaction, row: PackageRow, index: int
 ) -> tuple[tuple[MemberRecord, ...], Path]:
-    archive = store_archive_path(session, Path(row.source))
+    # A registry source is root-relative, never relative to the caller's working directory.
+    archive = store_archive_path(session, session.layout.root / row.source)
     stage = txn.stage / f"p{index}"
     stage.mkdir()
     expected = parse_digest(row.digest)
