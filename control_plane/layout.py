@@ -71,6 +71,21 @@ class RootLayout:
         return self.root / ".control_plane"
 
     @property
+    def ledger_key(self) -> Path:
+        """The private ed25519 key that signs checkpoints (mode 0600, never committed)."""
+        return self.state / "ledger.key"
+
+    @property
+    def ledger_public_key(self) -> Path:
+        """The committed public half of :attr:`ledger_key`."""
+        return self.ledger / "ledger.pub"
+
+    @property
+    def merkle_store(self) -> Path:
+        """The ledger's Merkle node store (derived; rebuilt from the ledger when missing)."""
+        return self.state / "merkle"
+
+    @property
     def lock(self) -> Path:
         return self.state / "root.lock"
 

@@ -14,25 +14,33 @@ Encoding (documented in the README so a third party can verify):
 Appends happen under the root lock (the caller holds it).  A crash while
 appending can leave a partial last line without its newline; ``repair_tail``
 detects and truncates it, and says so.
+
+With a Merkle store (:class:`~control_plane.ledger_tree.LedgerTree`) every
+append also adds the line's leaf, and with a signing key it appends a signed
+checkpoint of the new tree head (:mod:`control_plane.checkpoints`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from control_plane.appendlog import AppendLog
+from control_plane.checkpoints import Checkpoint, CheckpointLog, sign_checkpoint
 from control_plane.errors import CheckFailedError, UsageError
+from control_plane.jsoncanon import canonical_json, strict_loads, utc_now
+from control_plane.ledger_tree import LedgerTree
+
+__all__ = ["canonical_json", "strict_loads", "utc_now"]  # re-exported: tests and tools use them
 
 LEDGER_FILE = "ledger.jsonl"
 ENTRY_VERSION = 1
 GENESIS = "0" * 64
-_TAIL_BLOCK = 64 * 1024
 ENTRY_KEYS = frozenset(
     {
         "v",
@@ -51,40 +59,7 @@ ENTRY_KEYS = frozenset(
     }
 )
 
-
-def canonical_json(value: Any) -> bytes:
-    """The one canonical byte encoding used for hashing and storing JSON."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-def strict_loads(raw: bytes) -> Any:
-    """Parse JSON refusing duplicate keys, NaN/Infinity and trailing data.
-
-    Raises:
-        ValueError: the bytes are not exactly one strict JSON document.
-    """
-    text = raw.decode("utf-8")
-    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-
-
-def utc_now() -> str:
-    """RFC 3339 UTC timestamp with second precision."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+KeySource = Callable[[], Ed25519PrivateKey | None]
 
 
 @dataclass(frozen=True)
@@ -144,96 +119,66 @@ def entry_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def decode_entry(raw: bytes, line_number: int) -> LedgerEntry:
+def decode_entry(raw: bytes, line_number: int | None) -> LedgerEntry:
     """Parse and self-check one stored line (not its link to the previous entry).
+
+    ``line_number`` None means the last line (read from the end).
 
     Raises:
         CheckFailedError: not strict canonical JSON, wrong keys, or a wrong ``hash``.
     """
+    where = "last ledger line" if line_number is None else f"ledger line {line_number}"
     try:
         fields = strict_loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckFailedError(f"ledger line {line_number}: invalid JSON ({exc})") from exc
+        raise CheckFailedError(f"{where}: invalid JSON ({exc})") from exc
     if not isinstance(fields, dict) or set(fields) != ENTRY_KEYS:
-        raise CheckFailedError(f"ledger line {line_number}: not a ledger entry (wrong keys)")
+        raise CheckFailedError(f"{where}: not a ledger entry (wrong keys)")
     if canonical_json(fields) != raw:
-        raise CheckFailedError(f"ledger line {line_number}: not in canonical encoding")
+        raise CheckFailedError(f"{where}: not in canonical encoding")
     seq, digest, prev = fields["seq"], fields["hash"], fields["prev"]
     if not isinstance(seq, int) or not isinstance(digest, str) or not isinstance(prev, str):
-        raise CheckFailedError(f"ledger line {line_number}: seq, hash or prev has the wrong type")
+        raise CheckFailedError(f"{where}: seq, hash or prev has the wrong type")
     if entry_hash(fields) != digest:
-        raise CheckFailedError(
-            f"ledger entry {seq} (line {line_number}): hash does not match its content"
-        )
+        raise CheckFailedError(f"ledger entry {seq} ({where}): hash does not match its content")
     return LedgerEntry(seq=seq, hash=digest, prev=prev, fields=fields, raw=raw)
 
 
 class Ledger:
-    """The ledger file of one root."""
+    """The ledger file of one root, with its Merkle store and checkpoints when given."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, *, tree_dir: Path | None = None, signing_key: KeySource | None = None
+    ) -> None:
         self.directory = directory
         self.path = directory / LEDGER_FILE
+        self.log = AppendLog(self.path, "ledger")
+        self.tree = None if tree_dir is None else LedgerTree(tree_dir)
+        self.checkpoints = CheckpointLog(directory)
+        self._signing_key = signing_key
 
     def repair_tail(self) -> str | None:
         """Drop a partly written last line left by a crash; return a message when it did.
 
         The caller holds the root lock.
         """
-        if not self.path.exists():
-            return None
-        with self.path.open("r+b") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if size == 0:
-                return None
-            handle.seek(size - 1)
-            if handle.read(1) == b"\n":
-                return None
-            keep = self._last_newline_end(handle, size)
-            handle.truncate(keep)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return (
-            f"ledger: removed a partly written last entry ({size - keep} bytes) "
-            "left by an interrupted command"
-        )
-
-    @staticmethod
-    def _last_newline_end(handle: BinaryIO, size: int) -> int:
-        """Offset just after the last newline before ``size`` (0 when there is none)."""
-        end = size
-        while end > 0:
-            start = max(0, end - _TAIL_BLOCK)
-            handle.seek(start)
-            block = handle.read(end - start)
-            index = block.rfind(b"\n")
-            if index >= 0:
-                return start + index + 1
-            end = start
-        return 0
+        return self.log.repair_tail()
 
     def last(self) -> LedgerEntry | None:
         """The newest complete entry, read from the end of the file."""
-        if not self.path.exists():
-            return None
-        with self.path.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if size == 0:
-                return None
-            end = size - 1 if self._byte_at(handle, size - 1) == b"\n" else size
-            start = self._last_newline_end(handle, end)
-            handle.seek(start)
-            raw = handle.read(end - start)
-        return decode_entry(raw, line_number=-1)
+        lines = self.log.tail(1)
+        return decode_entry(lines[0], line_number=None) if lines else None
 
-    @staticmethod
-    def _byte_at(handle: BinaryIO, offset: int) -> bytes:
-        handle.seek(offset)
-        data: bytes = handle.read(1)
-        return data
+    def count(self) -> int:
+        """Number of complete entries, from the newest one's ``seq``."""
+        newest = self.last()
+        return 0 if newest is None else newest.seq + 1
 
     def append(self, record: LedgerRecord) -> LedgerEntry:
-        """Append one entry chained to the newest; the caller holds the root lock."""
+        """Append one entry chained to the newest, then its leaf and a signed checkpoint.
+
+        The caller holds the root lock.
+        """
         previous = self.last()
         fields: dict[str, Any] = {
             "v": ENTRY_VERSION,
@@ -244,26 +189,48 @@ class Ledger:
         }
         fields["hash"] = entry_hash(fields)
         raw = canonical_json(fields)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, raw + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        self.log.append(raw)
+        if self.tree is not None:
+            if self.tree.size == fields["seq"]:
+                self.tree.append_line(raw)
+            else:
+                self.reconcile_tree()
+            self.checkpoint()
         return LedgerEntry(
             seq=fields["seq"], hash=fields["hash"], prev=fields["prev"], fields=fields, raw=raw
         )
 
+    def reconcile_tree(self) -> str | None:
+        """Bring the Merkle store in line with the entries; say what was fixed."""
+        if self.tree is None:
+            return None
+        return self.tree.reconcile(
+            self.count(), self.log.tail, lambda: (line for _, line in self.log.lines())
+        )
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign and append a checkpoint of the current tree head, unless one already covers it.
+
+        Returns None when there is no tree or no signing key (the caller decides
+        whether that is an error).
+        """
+        if self.tree is None or self._signing_key is None:
+            return None
+        key = self._signing_key()
+        if key is None:
+            return None
+        size = self.tree.size
+        newest = self.checkpoints.newest()
+        if newest is not None and newest.tree_size == size:
+            return newest
+        checkpoint = sign_checkpoint(key, size, self.tree.root(size), utc_now())
+        self.checkpoints.append(checkpoint)
+        return checkpoint
+
     def entries(self) -> Iterator[LedgerEntry]:
         """Every entry in order, each self-checked (hash and encoding) but not chained."""
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.endswith(b"\n"):
-                    raise CheckFailedError(f"ledger line {number}: partly written (no newline)")
-                yield decode_entry(line[:-1], number)
+        for number, line in self.log.lines():
+            yield decode_entry(line, number)
 
     def verify_chain(self) -> int:
         """Check every entry and every link; return the number of entries.
@@ -273,12 +240,7 @@ class Ledger:
         """
         expected_prev, expected_seq = GENESIS, 0
         for entry in self.entries():
-            if entry.seq != expected_seq:
-                raise CheckFailedError(f"ledger entry {entry.seq}: expected seq {expected_seq}")
-            if entry.prev != expected_prev:
-                raise CheckFailedError(
-                    f"ledger entry {entry.seq}: prev does not match entry {entry.seq - 1}"
-                )
+            check_link(entry, expected_seq, expected_prev)
             expected_prev, expected_seq = entry.hash, expected_seq + 1
         return expected_seq
 
@@ -290,6 +252,20 @@ class Ledger:
         """
         newest = self.last()
         return newest is not None and newest.fields.get("txn") == txn
+
+
+def check_link(entry: LedgerEntry, expected_seq: int, expected_prev: str) -> None:
+    """Check an entry's place in the chain.
+
+    Raises:
+        CheckFailedError: wrong ``seq`` or ``prev``.
+    """
+    if entry.seq != expected_seq:
+        raise CheckFailedError(f"ledger entry {entry.seq}: expected seq {expected_seq}")
+    if entry.prev != expected_prev:
+        raise CheckFailedError(
+            f"ledger entry {entry.seq}: prev does not match entry {entry.seq - 1}"
+        )
 
 
 def require_record_fields(data: Mapping[str, Any]) -> LedgerRecord:

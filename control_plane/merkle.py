@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from control_plane.digests import is_hex64
 from control_plane.errors import CheckFailedError, UsageError
@@ -139,13 +139,17 @@ def _split(width: int) -> int:
     return 1 << ((width - 1).bit_length() - 1)
 
 
-def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
-    """PATH(index, D[n]) of RFC 9162 section 2.1.3.1, siblings from the leaf upwards.
+RangeRoot = Callable[[int, int], bytes]
+"""``range_root(start, end)`` returns MTH(D[start:end]); proofs only ask for ranges whose
+start is a multiple of the largest power of two not above their width."""
+
+
+def inclusion_path(index: int, size: int, range_root: RangeRoot) -> list[bytes]:
+    """PATH(index, D[size]) of RFC 9162 section 2.1.3.1, siblings from the leaf upwards.
 
     Raises:
         UsageError: ``index`` is not a position in the tree.
     """
-    size = len(leaf_hashes)
     if not 0 <= index < size:
         raise UsageError(f"no leaf {index} in a Merkle tree of size {size}")
     top_down: list[bytes] = []
@@ -153,24 +157,23 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
     while end - start > 1:
         middle = start + _split(end - start)
         if index < middle:
-            top_down.append(_range_root(leaf_hashes, middle, end))
+            top_down.append(range_root(middle, end))
             end = middle
         else:
-            top_down.append(_range_root(leaf_hashes, start, middle))
+            top_down.append(range_root(start, middle))
             start = middle
     top_down.reverse()
     return top_down
 
 
-def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes]:
-    """PROOF(old_size, D[n]) = SUBPROOF(old_size, D[n], true) of RFC 9162 section 2.1.4.1.
+def consistency_path(old_size: int, size: int, range_root: RangeRoot) -> list[bytes]:
+    """PROOF(old_size, D[size]) = SUBPROOF(old_size, D[size], true) of RFC 9162 section 2.1.4.1.
 
     Empty when ``old_size`` is 0 or equals the tree size: nothing needs proving.
 
     Raises:
         UsageError: ``old_size`` is negative or larger than the tree.
     """
-    size = len(leaf_hashes)
     if not 0 <= old_size <= size:
         raise UsageError(f"cannot prove consistency from size {old_size} to size {size}")
     if old_size in (0, size):
@@ -180,17 +183,39 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes
     while remaining != end - start:
         middle = start + _split(end - start)
         if remaining <= middle - start:
-            top_down.append(_range_root(leaf_hashes, middle, end))
+            top_down.append(range_root(middle, end))
             end = middle
         else:
-            top_down.append(_range_root(leaf_hashes, start, middle))
+            top_down.append(range_root(start, middle))
             remaining -= middle - start
             start = middle
             whole_old_tree = False
     if not whole_old_tree:
-        top_down.append(_range_root(leaf_hashes, start, end))
+        top_down.append(range_root(start, end))
     top_down.reverse()
     return top_down
+
+
+def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
+    """:func:`inclusion_path` over leaf hashes held in memory.
+
+    Raises:
+        UsageError: ``index`` is not a position in the tree.
+    """
+    return inclusion_path(
+        index, len(leaf_hashes), lambda start, end: _range_root(leaf_hashes, start, end)
+    )
+
+
+def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes]:
+    """:func:`consistency_path` over leaf hashes held in memory.
+
+    Raises:
+        UsageError: ``old_size`` is negative or larger than the tree.
+    """
+    return consistency_path(
+        old_size, len(leaf_hashes), lambda start, end: _range_root(leaf_hashes, start, end)
+    )
 
 
 def _check_hashes(kind: str, hashes: Iterable[bytes]) -> None:

@@ -8,14 +8,33 @@ from control_plane.cli.context import command_runner, json_option
 
 
 @click.command("integrity-check")
+@click.option(
+    "--fast",
+    is_flag=True,
+    help="Trust the stat cache of the last full check for files whose size, mtime, "
+    "inode and ctime are unchanged (archives are always hashed).",
+)
 @json_option
 @command_runner
-def integrity_check(as_json: bool) -> object:
+def integrity_check(fast: bool, as_json: bool) -> object:
     """Hash every governed file and archive; report mismatched, missing and orphaned files.
+
+    Also reports whether MANIFEST.json is fresh, stale (a finding) or absent.
 
     Example: cpctl integrity-check --json
     """
-    return lambda gate: gate.integrity_check()
+    return lambda gate: gate.integrity_check(fast=fast)
+
+
+@click.command()
+@json_option
+@command_runner
+def manifest(as_json: bool) -> object:
+    """Regenerate MANIFEST.json from the registries (deterministic; no-op when unchanged).
+
+    Example: cpctl manifest && git diff MANIFEST.json
+    """
+    return lambda gate: gate.manifest()
 
 
 @click.command()
@@ -44,5 +63,5 @@ def hash_update(path: str, as_json: bool) -> object:
 
 def register(group: click.Group) -> None:
     """Add this module's commands to ``cpctl``."""
-    for command in (integrity_check, verify, hash_update):
+    for command in (integrity_check, verify, hash_update, manifest):
         group.add_command(command)

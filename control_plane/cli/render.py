@@ -14,12 +14,15 @@ from control_plane.errors import ControlPlaneError
 from control_plane.operations.results import (
     ChangeResult,
     CreateResult,
+    DocumentResult,
     HashUpdateResult,
     InitResult,
     IntegrityResult,
     LedgerShowResult,
     LedgerVerifyResult,
+    ManifestResult,
     PackResult,
+    ProofCheckResult,
     Result,
     SyncResult,
     ValidateResult,
@@ -170,12 +173,28 @@ def _(result: IntegrityResult) -> list[str]:
     lines += [f"orphan: {path}" for path in result.orphans]
     lines += [str(finding) for finding in result.findings]
     lines.append(f"merkle root: {result.merkle_root}")
+    if result.mode == "fast":
+        lines.append(
+            f"fast: {result.cached:,} of {result.files_checked:,} files trusted from the stat "
+            "cache of the last full check"
+        )
+    if result.manifest is not None:
+        lines.append(f"manifest: {result.manifest}")
     status = "ok" if result.ok else "FAILED"
     lines.append(
         f"{status}: {result.checked} checked, {len(result.mismatched)} mismatched, "
         f"{len(result.missing)} missing, {len(result.orphans)} orphans"
     )
     return lines
+
+
+@text.register
+def _(result: ManifestResult) -> list[str]:
+    state = "written" if result.changed else "unchanged"
+    return [
+        f"{result.path}: {state} ({result.files} files, {result.packages} packages)",
+        f"  merkle root {result.merkle_root}",
+    ]
 
 
 @text.register
@@ -198,10 +217,29 @@ def _(result: WhoamiResult) -> list[str]:
 
 @text.register
 def _(result: LedgerVerifyResult) -> list[str]:
-    return [
+    lines = [
         f"ok: {result.entries} ledger entries, chain intact"
-        + (f", head {result.head}" if result.head else "")
+        + (f", head {result.head}" if result.head else ""),
+        f"merkle root {result.root}; {result.checkpoints} signed checkpoint(s), each a prefix "
+        f"of this ledger (key {result.key_id})",
     ]
+    if result.against is not None:
+        lines.append(
+            f"extends the saved checkpoint of tree size {result.against['tree_size']}: "
+            "no rollback, no fork"
+        )
+    return lines
+
+
+@text.register
+def _(result: DocumentResult) -> list[str]:
+    # The document itself, so that `> file` saves exactly what verify-proof reads.
+    return [json.dumps(result.document, indent=2, sort_keys=True)]
+
+
+@text.register
+def _(result: ProofCheckResult) -> list[str]:
+    return [f"ok: {result.statement} (checkpoint signed by {result.key_id})"]
 
 
 @text.register

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from control_plane.digests import digests_equal, format_digest, parse_digest, parse_sidecar
 from control_plane.errors import UsageError
 from control_plane.findings import Finding
+from control_plane.fsutil import atomic_write_bytes
 from control_plane.hashing import hash_files
 from control_plane.layout import is_reserved
 from control_plane.merkle import state_root
+from control_plane.operations.manifesting import ManifestState, manifest_state
 from control_plane.operations.results import HashUpdateResult, IntegrityResult
 from control_plane.operations.session import Session
 from control_plane.registry import FileRow, PackageRow, file_row_id
 from control_plane.scope import DEFAULT_EXCLUDE, Scope, walk_scope
+from control_plane.statcache import (
+    CACHE_NAME,
+    CacheEntry,
+    StatCache,
+    dump_statcache,
+    parse_statcache,
+    stat_regular_files,
+)
 
 REG_CP = "REG-CP"
 
@@ -30,6 +42,78 @@ def _hash(
     with session.progress(label, total) as advance:
         outcome = hash_files(session.layout.root, paths, progress=advance)
     return dict(outcome.digests), list(outcome.missing), list(outcome.unreadable)
+
+
+@dataclass(frozen=True)
+class _GovernedHashes:
+    digests: dict[str, str]
+    missing: list[str]
+    unreadable: list[str]
+    cached: int
+
+
+def _load_cache(session: Session, *, announce_absent: bool) -> StatCache | None:
+    path = session.layout.state / CACHE_NAME
+    shown = session.layout.relative(path)
+    try:
+        return parse_statcache(path.read_bytes())
+    except FileNotFoundError:
+        if announce_absent:
+            session.warnings.append(
+                f"no stat cache ({shown}) yet: hashing every file; a full integrity-check writes it"
+            )
+    except OSError as error:
+        session.warnings.append(
+            f"ignoring the stat cache {shown}: {error.strerror}; hashing every file"
+        )
+    except UsageError as error:
+        session.warnings.append(f"ignoring the stat cache {shown}: {error}; hashing every file")
+    return None
+
+
+def _save_cache(session: Session, cache: StatCache) -> None:
+    path = session.layout.state / CACHE_NAME
+    try:
+        atomic_write_bytes(path, dump_statcache(cache), mode=0o600)
+    except OSError as error:
+        # The check itself stands; only the next --fast run loses its shortcut.
+        session.warnings.append(
+            f"could not write the stat cache {session.layout.relative(path)}: {error.strerror}"
+        )
+
+
+def _hash_governed(session: Session, paths: list[str], *, fast: bool) -> _GovernedHashes:
+    """Digests of the governed files: hashed, or (``fast``) trusted from the stat cache.
+
+    Every file is statted before it is hashed, so a change racing the hash makes
+    the recorded stat stale rather than the recorded digest wrong.
+    """
+    taken_at_ns = time.time_ns()
+    stats = stat_regular_files(session.layout.root, paths)
+    previous = _load_cache(session, announce_absent=True) if fast else None
+    trusted: dict[str, str] = {}
+    if previous is not None:
+        for path, current in stats.items():
+            digest = previous.trusted_digest(path, current)
+            if digest is not None:
+                trusted[path] = digest
+    to_hash = [path for path in paths if path not in trusted]
+    total = sum(stats[path].size for path in to_hash if path in stats)
+    with session.progress("checking files", total) as advance:
+        outcome = hash_files(session.layout.root, to_hash, progress=advance)
+    digests = {**trusted, **outcome.digests}
+    rehashed = [path for path in outcome.digests if path in stats]
+    # trusted is a subset of the old entries: equal sizes mean nothing to record.
+    unchanged = previous is not None and not rehashed and len(trusted) == len(previous.entries)
+    if not (fast and unchanged):
+        entries = {path: CacheEntry.of(stats[path], digest) for path, digest in trusted.items()}
+        entries.update(
+            (path, CacheEntry.of(stats[path], outcome.digests[path])) for path in rehashed
+        )
+        _save_cache(session, StatCache(taken_at_ns, entries))
+    return _GovernedHashes(
+        digests, list(outcome.missing), list(outcome.unreadable), cached=len(trusted)
+    )
 
 
 def _store_findings(
@@ -79,12 +163,13 @@ def _store_findings(
     return mismatched, missing, findings
 
 
-def integrity_check(session: Session) -> IntegrityResult:
+def integrity_check(session: Session, *, fast: bool = False) -> IntegrityResult:
     """See ``GateOperations.integrity_check``."""
     files = session.files()
     packages = session.packages()
     hashed = sorted(path for path, row in files.items() if row.sha256)
-    digests, missing, unreadable = _hash(session, hashed, "checking files")
+    governed = _hash_governed(session, hashed, fast=fast)
+    digests, missing, unreadable = governed.digests, governed.missing, governed.unreadable
     mismatched = sorted(
         [path for path, digest in digests.items() if digest != files[path].sha256] + unreadable
     )
@@ -111,6 +196,9 @@ def integrity_check(session: Session) -> IntegrityResult:
                     path, "unexpected-entry", f"{path} is a symbolic link or special file in scope"
                 )
             )
+    manifest, why = manifest_state(session, files, packages)
+    if manifest is ManifestState.STALE:
+        findings.append(Finding("MANIFEST.json", "manifest-stale", why))
     root = state_root(sorted((path, digest) for path, digest in digests.items()))
     return IntegrityResult(
         merkle_root=root,
@@ -120,6 +208,10 @@ def integrity_check(session: Session) -> IntegrityResult:
         orphans=tuple(orphans),
         archives_checked=len(archives),
         findings=tuple(sorted(findings)),
+        mode="fast" if fast else "full",
+        cached=governed.cached,
+        files_checked=len(hashed),
+        manifest=manifest.value,
         warnings=tuple(session.warnings),
     )
 
@@ -153,6 +245,7 @@ def verify_packages(session: Session, package_id: str | None) -> IntegrityResult
         orphans=(),
         archives_checked=len(sources),
         findings=tuple(sorted(findings)),
+        files_checked=len(files),
         warnings=tuple(session.warnings),
     )
 

@@ -18,17 +18,28 @@ from control_plane.config import Config, load_config
 from control_plane.errors import DeniedError, UsageError
 from control_plane.layout import RootLayout
 from control_plane.ledger import Ledger, LedgerRecord
-from control_plane.operations import checks, installing, packing, removing, views
-from control_plane.operations.initialising import initialise
+from control_plane.operations import (
+    checks,
+    installing,
+    ledger_ops,
+    manifesting,
+    packing,
+    removing,
+    views,
+)
+from control_plane.operations.initialising import create_ledger_key, initialise
 from control_plane.operations.results import (
     ChangeResult,
     CreateResult,
+    DocumentResult,
     HashUpdateResult,
     InitResult,
     IntegrityResult,
     LedgerShowResult,
     LedgerVerifyResult,
+    ManifestResult,
     PackResult,
+    ProofCheckResult,
     SyncResult,
     ValidateResult,
     WhoamiResult,
@@ -69,7 +80,10 @@ class GateOperations:
         self.env: Mapping[str, str] = os.environ if env is None else env
         self._overrides = dict(config_overrides or {})
         self.progress = progress
-        self.ledger = Ledger(self.layout.ledger)
+        self.ledger_key = ledger_ops.LedgerKeySource(self.layout, self.env)
+        self.ledger = Ledger(
+            self.layout.ledger, tree_dir=self.layout.merkle_store, signing_key=self.ledger_key
+        )
         self._config: Config | None = None
         self._provider: AuthProvider | None = None
 
@@ -115,6 +129,8 @@ class GateOperations:
                 "set CONTROL_PLANE_AUTH_PROVIDER=hmac or oidc"
             )
         with root_lock(self.layout, timeout):
+            if action is not Action.VERIFY and not new_root:
+                self.ledger_key.require()
             session.warnings.extend(restore_consistency(self.layout, self.ledger))
             yield session
 
@@ -122,6 +138,7 @@ class GateOperations:
         """Create the root's skeleton (idempotent; never overwrites a file)."""
         with self._session(Action.CREATE, "root", new_root=True) as session:
             created = initialise(self.layout)
+            created += create_ledger_key(self.layout)
             if created:
                 self.ledger.append(
                     LedgerRecord(
@@ -239,10 +256,19 @@ class GateOperations:
 
     # -- integrity ------------------------------------------------------------------
 
-    def integrity_check(self) -> IntegrityResult:
-        """Compare registries, store and files on disk; compute the installed-state Merkle root."""
+    def integrity_check(self, *, fast: bool = False) -> IntegrityResult:
+        """Compare registries, store and files on disk; compute the installed-state Merkle root.
+
+        ``fast`` trusts the stat cache of the last full check for governed files
+        whose size, mtime, inode and ctime are unchanged; archives are always hashed.
+        """
         with self._session(Action.VERIFY, "root") as session:
-            return checks.integrity_check(session)
+            return checks.integrity_check(session, fast=fast)
+
+    def manifest(self) -> ManifestResult:
+        """Regenerate ``MANIFEST.json`` from the registries (ledgered; a no-op when unchanged)."""
+        with self._session(Action.UPDATE, "MANIFEST.json") as session:
+            return manifesting.write_manifest(session)
 
     def verify(self, package_id: str | None = None) -> IntegrityResult:
         """Check installed packages (or one) against their archives and recorded hashes."""
@@ -256,12 +282,36 @@ class GateOperations:
 
     # -- ledger and identity -------------------------------------------------------
 
-    def ledger_verify(self) -> LedgerVerifyResult:
-        """Check every ledger entry's hash, encoding and chain link."""
+    def ledger_verify(self, against: Path | None = None) -> LedgerVerifyResult:
+        """Check every entry, link, Merkle root and checkpoint signature; with ``against``,
+        prove the ledger still extends a checkpoint saved earlier (rollback, fork)."""
         with self._session(Action.VERIFY, "ledger"):
-            count = self.ledger.verify_chain()
-            last = self.ledger.last()
-            return LedgerVerifyResult(entries=count, head=None if last is None else last.hash)
+            return ledger_ops.verify(self.ledger, self.layout, against)
+
+    def ledger_prove(
+        self, *, seq: int | None = None, from_size: int | None = None, to_size: int | None = None
+    ) -> DocumentResult:
+        """An RFC 9162 inclusion proof of entry ``seq``, or a consistency proof from
+        ``from_size``, in the tree of ``to_size`` (default: the newest checkpoint's size)."""
+        if (seq is None) == (from_size is None):
+            raise UsageError("give exactly one of --seq N or --from-size A")
+        with self._session(Action.VERIFY, "ledger"):
+            if seq is not None:
+                return ledger_ops.prove_inclusion(self.ledger, seq, to_size)
+            assert from_size is not None  # noqa: S101 -- guaranteed by the check above
+            return ledger_ops.prove_consistency(self.ledger, from_size, to_size)
+
+    def ledger_checkpoint(self) -> DocumentResult:
+        """The newest signed checkpoint, for an auditor to keep."""
+        with self._session(Action.VERIFY, "ledger"):
+            return ledger_ops.newest_checkpoint(self.ledger)
+
+    def ledger_verify_proof(
+        self, proof: Path, checkpoint: Path, *, key: Path | None = None
+    ) -> ProofCheckResult:
+        """Check a saved proof against a saved checkpoint, offline: reads only the given
+        files and the public key (``key``, else this root's ``ledger/ledger.pub``)."""
+        return ledger_ops.verify_proof(proof, checkpoint, key, self.layout)
 
     def ledger_show(self, since: int = 0) -> LedgerShowResult:
         """Ledger entries with ``seq >= since``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from control_plane.checkpoints import generate_key
 from control_plane.config import default_config_text
 from control_plane.layout import RootLayout
 from control_plane.registry import FileRow, dump_files, dump_packages
@@ -52,3 +53,15 @@ def initialise(layout: RootLayout) -> list[str]:
         if _create_exclusive(path, data):
             created.append(layout.relative(path))
     return created
+
+
+def create_ledger_key(layout: RootLayout) -> list[str]:
+    """Create the ledger signing key pair when the root has neither half; return what was made.
+
+    A root with only one half keeps it: a missing private key is restored by its
+    operator (or named with ``CONTROL_PLANE_LEDGER_KEY``), never silently replaced.
+    """
+    if layout.ledger_key.exists() or layout.ledger_public_key.exists():
+        return []
+    generate_key(layout.ledger_key, layout.ledger_public_key)
+    return [layout.relative(layout.ledger_key), layout.relative(layout.ledger_public_key)]

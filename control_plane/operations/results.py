@@ -183,6 +183,10 @@ class IntegrityResult(Result):
     orphans: tuple[str, ...]
     archives_checked: int
     findings: tuple[Finding, ...]
+    mode: str = "full"  # "fast": digests of unchanged files came from the stat cache
+    cached: int = 0  # governed files trusted from the stat cache instead of hashed
+    files_checked: int = 0  # governed files (not archives) checked, hashed or cached
+    manifest: str | None = None  # fresh | stale | absent; None where not assessed (verify)
 
     @property
     def ok(self) -> bool:
@@ -197,6 +201,34 @@ class IntegrityResult(Result):
             "orphans": list(self.orphans),
             "archives_checked": self.archives_checked,
             "findings": [finding.as_dict() for finding in self.findings],
+            "mode": self.mode,
+            "cached": self.cached,
+            "files_checked": self.files_checked,
+            "manifest": self.manifest,
+        }
+
+
+@dataclass(frozen=True)
+class ManifestResult(Result):
+    """``cpctl manifest``: ``changed`` is False when MANIFEST.json already had these bytes."""
+
+    SCHEMA: ClassVar[str] = "control-plane.manifest-write/1"
+    path: str
+    changed: bool
+    merkle_root: str
+    files: int
+    packages: int
+    sha256: str
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": "written" if self.changed else "unchanged",
+            "changed": self.changed,
+            "merkle_root": self.merkle_root,
+            "files": self.files,
+            "packages": self.packages,
+            "sha256": self.sha256,
         }
 
 
@@ -238,9 +270,46 @@ class LedgerVerifyResult(Result):
     SCHEMA: ClassVar[str] = "control-plane.ledger-verify/1"
     entries: int
     head: str | None
+    root: str = ""
+    checkpoints: int = 0
+    checkpoint: dict[str, Any] | None = None  # the newest signed checkpoint
+    key_id: str | None = None
+    against: dict[str, Any] | None = None  # the saved checkpoint proven to be a prefix
 
     def payload(self) -> dict[str, Any]:
-        return {"entries": self.entries, "head": self.head}
+        return {
+            "entries": self.entries,
+            "head": self.head,
+            "root": self.root,
+            "checkpoints": self.checkpoints,
+            "checkpoint": self.checkpoint,
+            "key_id": self.key_id,
+            "against": self.against,
+        }
+
+
+@dataclass(frozen=True)
+class DocumentResult(Result):
+    """A document users save (a proof, a checkpoint): printed as it is, in either mode."""
+
+    document: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.document)
+
+    def payload(self) -> dict[str, Any]:
+        return dict(self.document)
+
+
+@dataclass(frozen=True)
+class ProofCheckResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.proof-check/1"
+    kind: str
+    statement: str
+    key_id: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"kind": self.kind, "statement": self.statement, "key_id": self.key_id}
 
 
 @dataclass(frozen=True)

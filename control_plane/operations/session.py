@@ -235,13 +235,19 @@ def root_lock(layout: RootLayout, timeout: float) -> Iterator[None]:
 
 
 def restore_consistency(layout: RootLayout, ledger: Ledger) -> list[str]:
-    """Repair the ledger tail and finish or undo interrupted transactions (lock held)."""
-    messages: list[str] = []
-    repaired = ledger.repair_tail()
-    if repaired:
-        messages.append(repaired)
+    """Repair what an interrupted command left (lock held): a partial ledger or checkpoint
+    line, a Merkle store out of step, an unfinished transaction, a missing checkpoint."""
+    messages = [ledger.repair_tail(), ledger.checkpoints.log.repair_tail()]
+    messages.append(ledger.reconcile_tree())
     messages.extend(recover(layout.transactions, ledger))
-    return messages
+    newest = ledger.checkpoints.newest()
+    count = ledger.count()
+    if count and (newest is None or newest.tree_size < count):
+        # Without a usable key this stays unsigned, and ledger verify says so.
+        with contextlib.suppress(UsageError):
+            if ledger.checkpoint() is not None:
+                messages.append(f"ledger: signed the checkpoint of {count} entries")
+    return [message for message in messages if message]
 
 
 def record_denial(
@@ -257,7 +263,7 @@ def record_denial(
         digests={},
         details={"reason": error.reason},
     )
-    with contextlib.suppress(LockTimeoutError, OSError), root_lock(layout, timeout):
+    with contextlib.suppress(LockTimeoutError, OSError, UsageError), root_lock(layout, timeout):
         restore_consistency(layout, ledger)
         ledger.append(record)
 
