@@ -67,8 +67,10 @@ def test_sigkill_at_any_moment_leaves_before_or_after(pristine: Path, tmp_path: 
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(duration * 1.1 * step / steps)
-        process.send_signal(signal.SIGKILL)
+        if step < steps - 1:
+            time.sleep(duration * 1.5 * step / steps)
+            process.send_signal(signal.SIGKILL)
+        # The last run completes even on a loaded machine, so "after" is always reached once.
         process.wait()
         recovered = run_module("--root", str(root), "validate", cwd=tmp_path)
         assert recovered.returncode == 0, recovered.stdout + recovered.stderr
