@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 
 from control_plane.digests import is_hex64
 from control_plane.errors import CheckFailedError, UsageError
@@ -337,12 +338,16 @@ def state_root(pairs: Iterable[tuple[str, str]]) -> str:
     Raises:
         UsageError: a pair is malformed (see :func:`state_leaf`) or a path repeats.
     """
-    ordered = sorted(pairs, key=lambda pair: pair[0].encode("utf-8", "surrogatepass"))
+    # UTF-8 preserves code point order, and so does "surrogatepass" for lone
+    # surrogates: sorting the str is sorting its bytes, without encoding 100,000 keys.
+    ordered = sorted(pairs, key=itemgetter(0))
     frontier = MerkleFrontier()
+    append = frontier.append
+    sha256 = hashlib.sha256
     previous: str | None = None
     for path, digest in ordered:
         if path == previous:
             raise UsageError(f"path {path!r} appears twice in the installed state")
         previous = path
-        frontier.append(leaf_hash(state_leaf(path, digest)))
+        append(sha256(b"\x00" + state_leaf(path, digest)).digest())
     return frontier.root().hex()

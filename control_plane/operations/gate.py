@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from control_plane.auth import ROLE_ACTIONS, Action, AuthProvider, Role, allowed_actions
@@ -131,7 +132,9 @@ class GateOperations:
         with root_lock(self.layout, timeout):
             if action is not Action.VERIFY and not new_root:
                 self.ledger_key.require()
-            session.warnings.extend(restore_consistency(self.layout, self.ledger))
+            session.warnings.extend(
+                restore_consistency(self.layout, self.ledger, sign=action is not Action.VERIFY)
+            )
             yield session
 
     def init(self) -> InitResult:
@@ -285,8 +288,9 @@ class GateOperations:
     def ledger_verify(self, against: Path | None = None) -> LedgerVerifyResult:
         """Check every entry, link, Merkle root and checkpoint signature; with ``against``,
         prove the ledger still extends a checkpoint saved earlier (rollback, fork)."""
-        with self._session(Action.VERIFY, "ledger"):
-            return ledger_ops.verify(self.ledger, self.layout, against)
+        with self._session(Action.VERIFY, "ledger") as session:
+            result = ledger_ops.verify(self.ledger, self.layout, against)
+            return replace(result, warnings=tuple(session.warnings))
 
     def ledger_prove(
         self, *, seq: int | None = None, from_size: int | None = None, to_size: int | None = None
@@ -295,16 +299,19 @@ class GateOperations:
         ``from_size``, in the tree of ``to_size`` (default: the newest checkpoint's size)."""
         if (seq is None) == (from_size is None):
             raise UsageError("give exactly one of --seq N or --from-size A")
-        with self._session(Action.VERIFY, "ledger"):
+        with self._session(Action.VERIFY, "ledger") as session:
             if seq is not None:
-                return ledger_ops.prove_inclusion(self.ledger, seq, to_size)
-            assert from_size is not None  # noqa: S101 -- guaranteed by the check above
-            return ledger_ops.prove_consistency(self.ledger, from_size, to_size)
+                proof = ledger_ops.prove_inclusion(self.ledger, seq, to_size)
+            else:
+                assert from_size is not None  # noqa: S101 -- guaranteed by the check above
+                proof = ledger_ops.prove_consistency(self.ledger, from_size, to_size)
+            return replace(proof, warnings=tuple(session.warnings))
 
     def ledger_checkpoint(self) -> DocumentResult:
         """The newest signed checkpoint, for an auditor to keep."""
-        with self._session(Action.VERIFY, "ledger"):
-            return ledger_ops.newest_checkpoint(self.ledger)
+        with self._session(Action.VERIFY, "ledger") as session:
+            result = ledger_ops.newest_checkpoint(self.ledger)
+            return replace(result, warnings=tuple(session.warnings))
 
     def ledger_verify_proof(
         self, proof: Path, checkpoint: Path, *, key: Path | None = None
@@ -315,11 +322,11 @@ class GateOperations:
 
     def ledger_show(self, since: int = 0) -> LedgerShowResult:
         """Ledger entries with ``seq >= since``."""
-        with self._session(Action.VERIFY, "ledger"):
+        with self._session(Action.VERIFY, "ledger") as session:
             entries = tuple(
                 dict(entry.fields) for entry in self.ledger.entries() if entry.seq >= since
             )
-            return LedgerShowResult(entries=entries)
+            return LedgerShowResult(entries=entries, warnings=tuple(session.warnings))
 
     def whoami(self) -> WhoamiResult:
         """Who the token says you are, and what you may do."""

@@ -19,7 +19,7 @@ from control_plane.checkpoints import (
 from control_plane.errors import CheckFailedError, UsageError
 from control_plane.jsoncanon import strict_loads
 from control_plane.layout import RootLayout
-from control_plane.ledger import Ledger
+from control_plane.ledger import Ledger, decode_entry
 from control_plane.ledger_audit import audit_ledger
 from control_plane.merkle import leaf_hash, verify_consistency, verify_inclusion
 from control_plane.operations.results import DocumentResult, LedgerVerifyResult, ProofCheckResult
@@ -175,14 +175,44 @@ def prove_consistency(ledger: Ledger, old_size: int, size: int | None) -> Docume
 
 
 def _line(ledger: Ledger, seq: int) -> bytes:
-    """The stored line of entry ``seq`` (read from the end when it is recent)."""
-    count = ledger.count()
-    if count - seq <= 4096:
-        return ledger.log.tail(count - seq)[0]
-    for number, line in ledger.log.lines():
-        if number == seq + 1:
-            return line
-    raise UsageError(f"no ledger entry {seq}")
+    """The stored line of entry ``seq``: a binary search over byte offsets, O(log n) reads.
+
+    Entries are in ``seq`` order; the top-level ``"seq"`` is the last ``,"seq":`` in a
+    canonical line (only strings and numbers follow it), and the entry found is decoded
+    and checked, so a damaged ledger cannot return the wrong line.
+    """
+    with ledger.path.open("rb") as handle:
+        low, high = 0, handle.seek(0, 2)  # the line sought starts in [low, high)
+        while low < high:
+            middle = (low + high) // 2
+            handle.seek(middle - 1 if middle else 0)
+            if middle:
+                handle.readline()  # now at the first line starting at or after middle
+            if handle.tell() >= high:
+                high = middle
+                continue
+            line = handle.readline().rstrip(b"\n")
+            found = _seq_of(line)
+            if found is None or found == seq:
+                break
+            if found < seq:
+                low = handle.tell()
+            else:
+                high = middle
+        else:
+            handle.seek(low)
+            line = handle.readline().rstrip(b"\n")
+    if line and _seq_of(line) == seq and decode_entry(line, None).seq == seq:
+        return line
+    raise UsageError(f"no ledger entry {seq} found", hint="cpctl ledger verify")
+
+
+def _seq_of(line: bytes) -> int | None:
+    marker = line.rfind(b',"seq":')
+    if marker < 0:
+        return None
+    digits = line[marker + 7 : marker + 27].split(b",", 1)[0]
+    return int(digits) if digits.isdigit() else None
 
 
 def verify_proof(

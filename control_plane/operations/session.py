@@ -234,15 +234,19 @@ def root_lock(layout: RootLayout, timeout: float) -> Iterator[None]:
         lock.release()
 
 
-def restore_consistency(layout: RootLayout, ledger: Ledger) -> list[str]:
+def restore_consistency(layout: RootLayout, ledger: Ledger, *, sign: bool = True) -> list[str]:
     """Repair what an interrupted command left (lock held): a partial ledger or checkpoint
-    line, a Merkle store out of step, an unfinished transaction, a missing checkpoint."""
+    line, a Merkle store out of step, an unfinished transaction, a missing checkpoint.
+
+    ``sign`` False (read-only commands) never signs entries no checkpoint covers: a
+    verifier must report them, not bless them (they may be forged).
+    """
     messages = [ledger.repair_tail(), ledger.checkpoints.log.repair_tail()]
     messages.append(ledger.reconcile_tree())
     messages.extend(recover(layout.transactions, ledger))
     newest = ledger.checkpoints.newest()
     count = ledger.count()
-    if count and (newest is None or newest.tree_size < count):
+    if sign and count and (newest is None or newest.tree_size < count):
         # Without a usable key this stays unsigned, and ledger verify says so.
         with contextlib.suppress(UsageError):
             if ledger.checkpoint() is not None:

@@ -17,7 +17,9 @@ from control_plane.errors import UsageError
 from control_plane.findings import Finding
 from control_plane.registry.ids import (
     FILE_ID_PREFIX,
+    ID_PATTERN,
     ID_RULE,
+    MAX_ID_CHARS,
     file_row_id,
     is_valid_id,
     normalise_id,
@@ -37,6 +39,11 @@ _DIGEST_PREFIX = "sha256:"
 # Unicode category Cc is exactly C0, DEL and C1.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _DEPENDENCY = re.compile(r" *([^<>=! ]+) *(.*?) *")
+# What _relative_path_problem(normalised=True) accepts, as one regex for the fast path
+# of file_row: components of anything but '/', backslash and Cc, none of them '.' or '..'.
+_COMPONENT = r"(?!\.\.?(?:/|\Z))[^/\\\x00-\x1f\x7f-\x9f]+"
+_CLEAN_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_HEX64 = re.compile("[0-9a-f]{64}")
 
 
 class OutputType(StrEnum):
@@ -193,10 +200,11 @@ class _RowCheck:
 
     def __init__(self, source_name: str, line: int, row_id: str) -> None:
         self.subject = f"{source_name}:{line}"
+        valid = is_valid_id(row_id)
         # Messages name the row's id when it has one worth repeating.
-        self.prefix = f"{row_id}: " if is_valid_id(row_id) else ""
+        self.prefix = f"{row_id}: " if valid else ""
         self.findings: list[Finding] = []
-        if not is_valid_id(row_id):
+        if not valid:
             self.add("id-format", f"invalid id {shown(row_id)}: {ID_RULE}")
 
     def add(self, rule: str, message: str) -> None:
@@ -283,10 +291,36 @@ def package_row(
     return row, []
 
 
+def _file_row_is_clean(row_id: str, path: str, sha256: str) -> bool:
+    """True only when ``_file_row_checked`` would find nothing; False means "look closer"."""
+    if (
+        len(row_id) > MAX_ID_CHARS
+        or ID_PATTERN.match(row_id) is None
+        or _CLEAN_PATH.fullmatch(path) is None
+    ):
+        return False
+    if row_id == REG_CP_ID:
+        return not sha256
+    if _HEX64.fullmatch(sha256) is None:
+        return False
+    return not row_id.startswith(FILE_ID_PREFIX) or row_id == file_row_id(path)
+
+
 def file_row(
     line: int, fields: Sequence[str], source_name: str
 ) -> tuple[FileRow | None, list[Finding]]:
     """The typed row for one record's fields, or ``None`` and the findings that stop it."""
+    row_id, path, sha256, owner, kind, description = fields
+    # A registry of 100,000 well-formed rows is the common case: one cheap test proves
+    # a row clean, and only the others go through the checks that word the findings.
+    if _file_row_is_clean(row_id, path, sha256):
+        return FileRow(row_id, path, sha256, owner, kind, description), []
+    return _file_row_checked(line, fields, source_name)
+
+
+def _file_row_checked(
+    line: int, fields: Sequence[str], source_name: str
+) -> tuple[FileRow | None, list[Finding]]:
     row_id, path, sha256, owner, kind, description = fields
     check = _RowCheck(source_name, line, row_id)
     problem = _relative_path_problem(path, normalised=True)
