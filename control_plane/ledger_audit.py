@@ -13,6 +13,7 @@ first entries differ), even when every hash was recomputed.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from control_plane.ledger import GENESIS, Ledger, check_link, decode_entry
 from control_plane.merkle import MerkleFrontier, leaf_hash
 
 _BATCH = 256  # checkpoints per signature-checking task
+_IN_FLIGHT = 8  # queued tasks at most: parsing outruns ed25519, so an unbounded queue
+# would hold every checkpoint of a long ledger in memory
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class _CheckpointStream:
         self._source = ledger.checkpoints.entries()
         self._public_key = public_key
         self._pool = ThreadPoolExecutor(max_workers=2)
-        self._futures: list[Future[None]] = []
+        self._futures: deque[Future[None]] = deque()
         self._batch: list[tuple[int, Checkpoint]] = []
         self.count = 0
         self.last: Checkpoint | None = None
@@ -91,13 +94,15 @@ class _CheckpointStream:
                 verify_checkpoint(checkpoint, key, f"checkpoint (checkpoints.jsonl line {number})")
 
         self._futures.append(self._pool.submit(check))
+        while len(self._futures) > _IN_FLIGHT:
+            self._futures.popleft().result()  # in file order: the first failure first
 
     def finish(self) -> None:
         """Wait for every signature; raise the first failure in file order."""
         if self._batch:
             self._submit()
-        for future in self._futures:
-            future.result()
+        while self._futures:
+            self._futures.popleft().result()
 
     def close(self) -> None:
         """Stop the workers (after :meth:`finish`, or early on another failure)."""

@@ -18,6 +18,7 @@ from conftest import CliFn, snapshot
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from control_plane import ledger_audit
 from control_plane.checkpoints import public_pem, sign_checkpoint
 from control_plane.ledger import GENESIS, canonical_json, entry_hash, strict_loads
 from control_plane.merkle import MerkleFrontier, leaf_hash
@@ -439,3 +440,17 @@ def test_read_only_ledger_commands_write_nothing(history: History, cpctl: CliFn)
         outcome = cpctl(*args, root=history.root)
         assert outcome.exit_code == 0, (args, outcome.stderr)
         assert snapshot(history.root) == before, args
+
+
+def test_the_first_bad_signature_is_named_while_checking_in_small_batches(
+    history: History, cpctl: CliFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one checkpoint per task and one task in flight: failures surface while parsing goes on
+    monkeypatch.setattr(ledger_audit, "_BATCH", 1)
+    monkeypatch.setattr(ledger_audit, "_IN_FLIGHT", 1)
+    lines = read_lines(history.root, CHECKPOINTS)
+    forged = checkpoints_signed_by(Ed25519PrivateKey.generate(), read_lines(history.root))
+    write_lines(history.root, [*lines[:2], *forged[2:]], CHECKPOINTS)
+    outcome = cpctl("ledger", "verify", root=history.root)
+    assert outcome.exit_code == 1
+    assert "checkpoints.jsonl line 3): signed by key" in outcome.stderr
