@@ -10,24 +10,32 @@ only when a command fails. See benchmarks/README.md.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import random
 import shutil
-import statistics
 import string
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-KIB = 1024
-MIB = 1024 * KIB
-MB = 1_000_000
+from harness import (
+    KIB,
+    MB,
+    MIB,
+    BenchError,
+    Runner,
+    Sample,
+    Series,
+    parse_args,
+    progress,
+    run_datasets,
+    table,
+    verdict,
+)
 
 DATASET_DIR = "dataset"
 RSS_TARGET_MB = 150.0
@@ -47,10 +55,6 @@ REFERENCE_INSTALL = (
 )
 
 
-class BenchError(Exception):
-    """A command the benchmark depends on failed; the message says which and why."""
-
-
 @dataclass(frozen=True)
 class Spec:
     """A dataset and the targets that apply to it."""
@@ -60,29 +64,6 @@ class Spec:
     pack_target: float
     install_target: float
     generate: Callable[[random.Random, Path], int]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One timed child process: wall seconds (start-up included) and its peak RSS."""
-
-    seconds: float
-    max_rss_bytes: int
-
-
-@dataclass
-class Series:
-    """The samples of one side of one measure."""
-
-    samples: list[Sample] = field(default_factory=list)
-
-    @property
-    def median_seconds(self) -> float:
-        return statistics.median(sample.seconds for sample in self.samples)
-
-    @property
-    def max_rss_mb(self) -> float:
-        return max(sample.max_rss_bytes for sample in self.samples) / MB
 
 
 @dataclass(frozen=True)
@@ -176,63 +157,6 @@ SPECS = {
 # ---------------------------------------------------------------------------- processes
 
 
-class Runner:
-    """Runs child processes one at a time, timing each and reading its own rusage."""
-
-    def __init__(self, logs: Path) -> None:
-        self._logs = logs
-        self._count = 0
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROL_PLANE_")}
-        self.cpctl = [sys.executable, "-m", "control_plane"]
-
-    def run(self, argv: Sequence[str], *, cwd: Path | None = None) -> Sample:
-        """Run ``argv`` to completion; raise BenchError if it fails."""
-        self._count += 1
-        err_path = self._logs / f"{self._count:04d}.stderr"
-        # Write-back of an earlier run's dirty pages must not land in this run's timing.
-        os.sync()
-        with err_path.open("wb") as err:
-            start = time.perf_counter()
-            process = subprocess.Popen(
-                list(argv),
-                cwd=cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-            # wait4 gives this child's own peak RSS; RUSAGE_CHILDREN only keeps a maximum.
-            _, status, usage = os.wait4(process.pid, 0)
-            elapsed = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            raise BenchError(
-                f"{' '.join(argv)} (in {cwd}) exited {process.returncode}: "
-                f"{_tail(err_path.read_text(errors='replace'))}"
-            )
-        return Sample(elapsed, usage.ru_maxrss * KIB)
-
-    def output(self, argv: Sequence[str], *, cwd: Path | None = None) -> str:
-        """Untimed: run ``argv`` and return its stdout; raise BenchError if it fails."""
-        done = subprocess.run(
-            list(argv), cwd=cwd, env=self.env, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0:
-            raise BenchError(
-                f"{' '.join(argv)} exited {done.returncode}: {_tail(done.stderr + done.stdout)}"
-            )
-        return done.stdout
-
-
-def _tail(text: str, lines: int = 5) -> str:
-    kept = [line for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(kept[-lines:]) or "(no output)"
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _link_tree(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=os.link)
 
@@ -268,11 +192,11 @@ def measure(spec: Spec, base: Path, runner: Runner, repeat: int, seed: int) -> O
     """Generate one dataset under ``base`` and time pack and install on both sides."""
     package_id = f"PKG-BENCH-{spec.key}"
     source = base / "source" / DATASET_DIR
-    _progress(f"[{spec.key}] generating {spec.description} in {source}")
+    progress(f"[{spec.key}] generating {spec.description} in {source}")
     started = time.perf_counter()
     data_bytes = spec.generate(random.Random(f"{seed}-{spec.key}"), source)
     files = _count_files(source)
-    _progress(
+    progress(
         f"[{spec.key}] {files} files, {data_bytes / MB:.1f} MB in {time.perf_counter() - started:.1f} s"
     )
 
@@ -376,7 +300,7 @@ def _interleave(
     for label, job, series in order:
         sample = job()
         series.samples.append(sample)
-        _progress(
+        progress(
             f"[{key}] {name} #{index} {label}: {sample.seconds:.3f} s, "
             f"max RSS {sample.max_rss_bytes / MB:.1f} MB"
         )
@@ -392,11 +316,6 @@ def _check_install(runner: Runner, root: Path, extract_dir: Path, files: int) ->
 
 
 # ---------------------------------------------------------------------------- report
-
-
-def _verdict(value: float, target: float, *, strict: bool = False) -> str:
-    ok = value < target if strict else value <= target
-    return "PASS" if ok else "MISS"
 
 
 def report(outcomes: Sequence[Outcome], repeat: int, seed: int, workdir: Path) -> str:
@@ -424,7 +343,7 @@ def report(outcomes: Sequence[Outcome], repeat: int, seed: int, workdir: Path) -
                     f"{ref.median_seconds:.3f} s",
                     f"{ratio:.2f}x",
                     f"<= {target:.1f}x",
-                    _verdict(ratio, target),
+                    verdict(ratio, target),
                 )
             )
         for name, ours, ref in (
@@ -439,17 +358,10 @@ def report(outcomes: Sequence[Outcome], repeat: int, seed: int, workdir: Path) -
                     f"{ref.max_rss_mb:.1f} MB",
                     "",
                     f"< {RSS_TARGET_MB:.0f} MB",
-                    _verdict(ours.max_rss_mb, RSS_TARGET_MB, strict=True),
+                    verdict(ours.max_rss_mb, RSS_TARGET_MB, strict=True),
                 )
             )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    lines = [header, ""]
-    for number, row in enumerate(rows):
-        lines.append(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
-        if number == 0:
-            lines.append("  ".join("-" * width for width in widths))
+    lines = table(header, rows)
     lines.append("")
     for outcome in outcomes:
         lines.append(
@@ -463,75 +375,29 @@ def report(outcomes: Sequence[Outcome], repeat: int, seed: int, workdir: Path) -
             ("install cpctl", outcome.install_ours),
             ("install reference", outcome.install_ref),
         ):
-            runs = ", ".join(f"{sample.seconds:.3f}" for sample in series.samples)
-            lines.append(f"   {name:<18} runs (s): {runs}")
+            lines.append(f"   {name:<18} runs (s): {series.runs()}")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- main
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Compare cpctl pack/install with GNU tar and sha256sum on generated data."
-    )
-    parser.add_argument(
-        "--only", choices=sorted(SPECS), help="run one dataset only (default: both)"
-    )
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per side (default 3)")
-    parser.add_argument(
-        "--workdir", type=Path, help="scratch directory (default: a new one under /tmp)"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the generated data and outputs")
-    parser.add_argument("--seed", type=int, default=1, help="data generator seed (default 1)")
-    args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    return args
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    for tool in ("tar", "gzip", "find", "xargs", "sha256sum", "bash"):
-        if shutil.which(tool) is None:
-            print(f"bench_archive: error: {tool} is not on PATH", file=sys.stderr)
-            return 2
+    args = parse_args(
+        argv,
+        "Compare cpctl pack/install with GNU tar and sha256sum on generated data.",
+        list(SPECS),
+        "run one dataset only (default: both)",
+    )
     keys = [args.only] if args.only else sorted(SPECS, reverse=True)  # S, then L
-    if args.workdir is None:
-        workdir = Path(tempfile.mkdtemp(prefix="cpctl-bench-", dir="/tmp"))
-        created = [workdir]
-    else:
-        workdir = args.workdir.resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
-        taken = [key for key in (*keys, "logs") if (workdir / key).exists()]
-        if taken:
-            print(
-                f"bench_archive: error: {workdir} already holds {', '.join(taken)}", file=sys.stderr
-            )
-            return 2
-        created = [workdir / key for key in (*keys, "logs")]
-    logs = workdir / "logs"
-    logs.mkdir(exist_ok=True)
-    runner = Runner(logs)
-    status = 0
-    try:
-        outcomes = []
-        for key in keys:
-            base = workdir / key
-            base.mkdir()
-            outcomes.append(measure(SPECS[key], base, runner, args.repeat, args.seed))
-        print(report(outcomes, args.repeat, args.seed, workdir))
-    except BenchError as error:
-        print(f"bench_archive: error: {error}", file=sys.stderr)
-        status = 1
-    finally:
-        # Deleting only here keeps every timed run on a file system with no fresh deletions.
-        if args.keep:
-            _progress(f"kept {workdir}")
-        else:
-            for path in created:
-                shutil.rmtree(path, ignore_errors=True)
-    return status
+    return run_datasets(
+        "bench_archive",
+        args,
+        keys=keys,
+        tools=("tar", "gzip", "find", "xargs", "sha256sum", "bash"),
+        measure=lambda key, base, runner: measure(SPECS[key], base, runner, args.repeat, args.seed),
+        report=lambda outcomes, workdir: report(outcomes, args.repeat, args.seed, workdir),
+    )
 
 
 if __name__ == "__main__":

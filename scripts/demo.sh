@@ -4,7 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 artifact=frameworks/FMWK-100_agent_development_standard.md
-root=$(mktemp -d "${TMPDIR:-/tmp}/cpctl-demo.XXXXXX")
+root=$(mktemp -d)                         # a fresh scratch root under $TMPDIR
 cpctl() { command cpctl --root "$root" "$@"; }
 set -x
 cpctl init

@@ -21,6 +21,7 @@ from control_plane.jsoncanon import strict_loads
 from control_plane.layout import RootLayout
 from control_plane.ledger import Ledger, decode_entry
 from control_plane.ledger_audit import audit_ledger
+from control_plane.ledger_tree import LedgerTree
 from control_plane.merkle import leaf_hash, verify_consistency, verify_inclusion
 from control_plane.operations.results import DocumentResult, LedgerVerifyResult, ProofCheckResult
 from control_plane.proofs import check_proof, consistency_document, inclusion_document
@@ -115,36 +116,33 @@ def verify(ledger: Ledger, layout: RootLayout, against: Path | None) -> LedgerVe
     )
 
 
-def _signed_root(ledger: Ledger, size: int) -> bytes:
-    """The root the newest checkpoint signed when it has ``size``; else the store's root."""
+def _target(ledger: Ledger, size: int | None) -> tuple[LedgerTree, int, bytes]:
+    """The Merkle store, the tree size to prove against (default: the newest checkpoint's)
+    and its root: the signed one when a checkpoint has that size, else the store's.
+
+    Raises:
+        UsageError: no Merkle store, or no tree of that size.
+    """
     if ledger.tree is None:
         raise UsageError("this ledger has no Merkle store")
-    newest = ledger.checkpoints.newest()
-    if newest is not None and newest.tree_size == size:
-        return bytes.fromhex(newest.root_hash)
-    return ledger.tree.root(size)
-
-
-def _target_size(ledger: Ledger, size: int | None) -> int:
     newest = ledger.checkpoints.newest()
     count = ledger.count()
     if size is None:
         size = count if newest is None else newest.tree_size
     if not 0 < size <= count:
         raise UsageError(f"no tree of size {size}: the ledger has {count} entries")
-    return size
+    if newest is not None and newest.tree_size == size:
+        return ledger.tree, size, bytes.fromhex(newest.root_hash)
+    return ledger.tree, size, ledger.tree.root(size)
 
 
 def prove_inclusion(ledger: Ledger, seq: int, size: int | None) -> DocumentResult:
     """See ``GateOperations.ledger_prove``."""
-    if ledger.tree is None:
-        raise UsageError("this ledger has no Merkle store")
-    size = _target_size(ledger, size)
+    tree, size, root = _target(ledger, size)
     if not 0 <= seq < size:
         raise UsageError(f"no ledger entry {seq} in the tree of size {size}")
     line = _line(ledger, seq)
-    path = ledger.tree.inclusion(seq, size)
-    root = _signed_root(ledger, size)
+    path = tree.inclusion(seq, size)
     try:
         verify_inclusion(leaf_hash(line), seq, size, path, root)
     except CheckFailedError:
@@ -157,13 +155,11 @@ def prove_inclusion(ledger: Ledger, seq: int, size: int | None) -> DocumentResul
 
 def prove_consistency(ledger: Ledger, old_size: int, size: int | None) -> DocumentResult:
     """See ``GateOperations.ledger_prove``."""
-    if ledger.tree is None:
-        raise UsageError("this ledger has no Merkle store")
-    size = _target_size(ledger, size)
+    tree, size, root = _target(ledger, size)
     if not 0 < old_size <= size:
         raise UsageError(f"cannot prove consistency from size {old_size} to size {size}")
-    path = ledger.tree.consistency(old_size, size)
-    old_root, root = ledger.tree.root(old_size), _signed_root(ledger, size)
+    path = tree.consistency(old_size, size)
+    old_root = tree.root(old_size)
     try:
         verify_consistency(old_size, size, old_root, root, path)
     except CheckFailedError:
