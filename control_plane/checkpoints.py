@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -31,19 +30,12 @@ from control_plane.appendlog import AppendLog
 from control_plane.digests import is_hex64
 from control_plane.errors import CheckFailedError, UsageError
 from control_plane.jsoncanon import canonical_json, strict_loads
+from control_plane.signing import key_id
 
 CHECKPOINT_SCHEMA = "control-plane.checkpoint/1"
 CHECKPOINTS_FILE = "checkpoints.jsonl"
 PUBLIC_KEY_FILE = "ledger.pub"
 _KEYS = frozenset({"schema", "tree_size", "root_hash", "time", "key_id", "signature"})
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """``sha256:HEX`` of the public key's DER SubjectPublicKeyInfo."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
 def public_pem(public_key: Ed25519PublicKey) -> bytes:

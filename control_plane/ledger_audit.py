@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from control_plane.checkpoints import Checkpoint, key_id, verify_checkpoint
+from control_plane.checkpoints import Checkpoint, verify_checkpoint
 from control_plane.errors import CheckFailedError
 from control_plane.ledger import GENESIS, Ledger, check_link, decode_entry
 from control_plane.merkle import MerkleFrontier, leaf_hash
+from control_plane.signing import key_id
 
 _BATCH = 256  # checkpoints per signature-checking task
 _IN_FLIGHT = 8  # queued tasks at most: parsing outruns ed25519, so an unbounded queue

@@ -10,7 +10,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from control_plane.checkpoints import (
     Checkpoint,
-    key_id,
     load_private_key,
     load_public_key,
     parse_checkpoint,
@@ -25,6 +24,7 @@ from control_plane.ledger_tree import LedgerTree
 from control_plane.merkle import leaf_hash, verify_consistency, verify_inclusion
 from control_plane.operations.results import DocumentResult, LedgerVerifyResult, ProofCheckResult
 from control_plane.proofs import check_proof, consistency_document, inclusion_document
+from control_plane.signing import key_id
 
 KEY_ENV = "CONTROL_PLANE_LEDGER_KEY"
 
