@@ -72,6 +72,15 @@ class IntegrityConfig:
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    """Supply-chain policy: signatures, signed registry manifests and their thresholds."""
+
+    require_signatures: bool = False  # unsigned, unknown-key or revoked-key archives are refused
+    manifest_threshold: int = 1  # distinct trusted keys that must sign a registry manifest
+    max_manifest_version_jump: int = 1000  # a larger jump could lock out later manifests
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a root can configure, fully typed and defaulted."""
 
@@ -81,6 +90,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     pack: PackConfig = field(default_factory=PackConfig)
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
 def _expect(where: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -182,6 +192,7 @@ _SECTIONS: Mapping[str, tuple[type[Any], str]] = {
     "limits": (LimitsConfig, "limits"),
     "pack": (PackConfig, "pack"),
     "integrity": (IntegrityConfig, "integrity"),
+    "policy": (PolicyConfig, "policy"),
 }
 
 
@@ -199,6 +210,10 @@ def _check_values(config: Config) -> None:
             raise UsageError(f"limits.{name} must be positive")
     if config.limits.max_ratio <= 1:
         raise UsageError("limits.max_ratio must be greater than 1")
+    if config.policy.manifest_threshold < 1:
+        raise UsageError("policy.manifest_threshold must be at least 1")
+    if config.policy.max_manifest_version_jump < 1:
+        raise UsageError("policy.max_manifest_version_jump must be at least 1")
 
 
 def load_config(
@@ -254,6 +269,8 @@ CONFIG_HEADER = """\
 # [auth] require = true forbids passthrough. [authz.users]: user = "role" or ["role", ...]
 # with roles admin, maintainer, auditor, reader. [integrity] include/exclude: globs of the
 # governed scope; files in scope that no registry row claims are reported as orphans.
+# [policy] require_signatures: refuse archives without a signature by a trusted key;
+# manifest_threshold: distinct trusted keys that must sign a registry manifest.
 """
 
 
@@ -273,5 +290,10 @@ def default_config_text() -> str:
         },
         "pack": {"gzip_level": defaults.pack.gzip_level},
         "integrity": {"include": list(defaults.integrity.include), "exclude": []},
+        "policy": {
+            "require_signatures": defaults.policy.require_signatures,
+            "manifest_threshold": defaults.policy.manifest_threshold,
+            "max_manifest_version_jump": defaults.policy.max_manifest_version_jump,
+        },
     }
     return CONFIG_HEADER + tomli_w.dumps(document)

@@ -42,6 +42,8 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
         ({"integrity": {"include": "**"}}, "integrity.include"),
         ({"surprise": 1}, "surprise"),
         ({"version": 2}, "version"),
+        ({"policy": {"manifest_threshold": 0}}, "policy.manifest_threshold"),
+        ({"policy": {"require_signatures": "yes"}}, "policy.require_signatures"),
     ],
     ids=[
         "unknown-key",
@@ -54,6 +56,8 @@ def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
         "string-for-list",
         "unknown-section",
         "future-version",
+        "zero-threshold",
+        "string-for-policy-bool",
     ],
 )
 def test_invalid_settings_are_usage_errors(document: dict, words: str) -> None:
