@@ -49,6 +49,19 @@ def verify(package_id: str | None, as_json: bool) -> object:
     return lambda gate: gate.verify(package_id)
 
 
+@click.command()
+@json_option
+@command_runner
+def doctor(as_json: bool) -> object:
+    """Check config, auth, keys, ledger, registries, store and files; say what to fix.
+
+    Exit 1 when any check fails; warnings alone exit 0.
+
+    Example: cpctl doctor
+    """
+    return lambda gate: gate.doctor()
+
+
 @click.command("hash-update")
 @click.option("--path", required=True, help="Root-relative path of the changed file.")
 @json_option
@@ -63,5 +76,5 @@ def hash_update(path: str, as_json: bool) -> object:
 
 def register(group: click.Group) -> None:
     """Add this module's commands to ``cpctl``."""
-    for command in (integrity_check, verify, hash_update, manifest):
+    for command in (integrity_check, verify, hash_update, manifest, doctor):
         group.add_command(command)

@@ -14,6 +14,7 @@ from control_plane.errors import ControlPlaneError
 from control_plane.operations.results import (
     ChangeResult,
     CreateResult,
+    DoctorResult,
     DocumentResult,
     HashUpdateResult,
     InitResult,
@@ -257,3 +258,21 @@ def _(result: LedgerShowResult) -> list[str]:
 def _(result: TokenResult) -> list[str]:
     # Only the token on stdout, so that $(cpctl token mint alice) works.
     return [result.token]
+
+
+@text.register
+def _(result: DoctorResult) -> list[str]:
+    marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+    lines = []
+    for check in result.checks:
+        lines.append(f"{marks.get(check.status, check.status)} {check.name}: {check.summary}")
+        if check.fix and check.status != "ok":
+            lines.append(f"     fix: {check.fix}")
+    failed = sum(check.status == "fail" for check in result.checks)
+    warned = sum(check.status == "warn" for check in result.checks)
+    lines.append(
+        "doctor: all good"
+        if not (failed or warned)
+        else f"doctor: {failed} failing, {warned} warning"
+    )
+    return lines

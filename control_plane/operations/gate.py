@@ -16,11 +16,12 @@ from pathlib import Path
 
 from control_plane.auth import ROLE_ACTIONS, Action, AuthProvider, Role, allowed_actions
 from control_plane.config import Config, load_config
-from control_plane.errors import DeniedError, UsageError
+from control_plane.errors import ConflictError, ControlPlaneError, DeniedError, UsageError
 from control_plane.layout import RootLayout
 from control_plane.ledger import Ledger, LedgerRecord
 from control_plane.operations import (
     checks,
+    doctor,
     installing,
     ledger_ops,
     manifesting,
@@ -32,6 +33,7 @@ from control_plane.operations.initialising import create_ledger_key, initialise
 from control_plane.operations.results import (
     ChangeResult,
     CreateResult,
+    DoctorResult,
     DocumentResult,
     HashUpdateResult,
     InitResult,
@@ -267,6 +269,21 @@ class GateOperations:
         """
         with self._session(Action.VERIFY, "root") as session:
             return checks.integrity_check(session, fast=fast)
+
+    def doctor(self) -> DoctorResult:
+        """Check config, auth, the ledger key, the ledger, registries, store and files at once;
+        each finding comes with the fix."""
+        try:
+            self.config  # noqa: B018 -- loading it is the first check
+        except ControlPlaneError as error:
+            return doctor.early_failure("config", error)
+        try:
+            with self._session(Action.VERIFY, "root") as session:
+                return doctor.diagnose(session, doctor.Subjects(self.ledger, self.ledger_key))
+        except (DeniedError, ConflictError):
+            raise
+        except ControlPlaneError as error:  # probes catch their own: this is opening the root
+            return doctor.early_failure("open", error)
 
     def manifest(self) -> ManifestResult:
         """Regenerate ``MANIFEST.json`` from the registries (ledgered; a no-op when unchanged)."""

@@ -319,3 +319,29 @@ class LedgerShowResult(Result):
 
     def payload(self) -> dict[str, Any]:
         return {"entries": list(self.entries)}
+
+
+@dataclass(frozen=True)
+class DoctorCheck:
+    """One area ``cpctl doctor`` looked at: ``ok``, ``warn`` or ``fail``, and the fix."""
+
+    name: str
+    status: str
+    summary: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "summary": self.summary, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class DoctorResult(Result):
+    SCHEMA: ClassVar[str] = "control-plane.doctor/1"
+    checks: tuple[DoctorCheck, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.status != "fail" for check in self.checks)
+
+    def payload(self) -> dict[str, Any]:
+        return {"checks": [check.as_dict() for check in self.checks]}

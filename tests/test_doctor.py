@@ -1,0 +1,123 @@
+"""cpctl doctor: one pass over a root, each problem with its fix, never a traceback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CliFn, snapshot, write
+
+
+def checks_of(cpctl: CliFn, root: Path) -> tuple[int, dict[str, dict]]:
+    outcome = cpctl("doctor", "--json", root=root)
+    document = outcome.json()
+    assert document["schema"] == "control-plane.doctor/1"
+    assert document["ok"] is (outcome.exit_code == 0)
+    return outcome.exit_code, {check["name"]: check for check in document["checks"]}
+
+
+def test_fresh_root_passes_with_the_auth_warning(cpctl: CliFn, root: Path) -> None:
+    code, checks = checks_of(cpctl, root)
+    assert code == 0
+    assert checks["auth"]["status"] == "warn" and "hmac" in checks["auth"]["fix"]
+    others = {name: check["status"] for name, check in checks.items() if name != "auth"}
+    assert set(others.values()) == {"ok"}, others
+    text = cpctl("doctor", root=root)
+    assert text.exit_code == 0 and "WARN auth" in text.stdout
+
+
+def test_doctor_writes_nothing(cpctl: CliFn, packed: Path) -> None:
+    before = snapshot(packed)
+    cpctl("doctor", root=packed)
+    assert snapshot(packed) == before
+
+
+@pytest.mark.parametrize(
+    ("damage", "check", "status", "fix_words"),
+    [
+        (
+            lambda root: write(
+                root / "registries" / "packages_registry.csv",
+                (root / "registries" / "packages_registry.csv")
+                .read_text()
+                .replace("sha256:", "sha256:0", 1)[:-2]
+                + "\n",
+            ),
+            "registries",
+            "fail",
+            "cpctl validate",
+        ),
+        (
+            lambda root: write(root / "packages_store" / "stray.tar.gz", b"x"),
+            "store",
+            "warn",
+            "cpctl create",
+        ),
+        (
+            lambda root: write(root / "ledger" / "ledger.jsonl", b'{"seq": 0}\n'),
+            "open",
+            "fail",
+            "restore",
+        ),
+        (
+            lambda root: os.chmod(root / ".control_plane" / "ledger.key", 0o644),
+            "ledger-key",
+            "fail",
+            "chmod 600",
+        ),
+        (
+            lambda root: (root / ".control_plane" / "ledger.key").unlink(),
+            "ledger-key",
+            "warn",
+            "CONTROL_PLANE_LEDGER_KEY",
+        ),
+    ],
+    ids=["bad-digest", "stray-archive", "ledger-rewritten", "key-exposed", "key-absent"],
+)
+def test_each_problem_is_named_with_its_fix(
+    cpctl: CliFn, packed: Path, damage, check: str, status: str, *, fix_words: str | None
+) -> None:
+    damage(packed)
+    _code, checks = checks_of(cpctl, packed)
+    assert checks[check]["status"] == status, checks[check]
+    if fix_words:
+        assert fix_words in (checks[check]["fix"] or "")
+
+
+def test_rewritten_ledger_entry_fails_the_ledger_check(cpctl: CliFn, packed: Path) -> None:
+    ledger = packed / "ledger" / "ledger.jsonl"
+    lines = ledger.read_bytes().splitlines(keepends=True)
+    write(ledger, b"".join([lines[0].replace(b'"init"', b'"tini"'), *lines[1:]]))
+    code, checks = checks_of(cpctl, packed)
+    assert code == 1 and checks["ledger"]["status"] == "fail"
+    assert "entry 0" in checks["ledger"]["summary"] or "0" in checks["ledger"]["summary"]
+
+
+def test_installed_file_changed_is_a_files_failure(cpctl: CliFn, packed: Path) -> None:
+    assert cpctl("install", "--id", "PKG-DOCS", root=packed).exit_code == 0
+    write(packed / "docs" / "guide.md", "# Edited\n")
+    code, checks = checks_of(cpctl, packed)
+    assert code == 1
+    assert checks["files"]["status"] == "fail"
+    assert "docs/guide.md" in checks["files"]["summary"]
+    assert "hash-update" in checks["files"]["fix"]
+
+
+def test_broken_config_is_reported_not_raised(cpctl: CliFn, root: Path) -> None:
+    write(root / "control_plane.toml", "[surprise]\nx = 1\n")
+    outcome = cpctl("doctor", root=root)
+    assert outcome.exit_code == 1
+    assert "FAIL config" in outcome.stdout and "surprise" in outcome.stdout
+    assert "Traceback" not in outcome.stderr
+
+
+def test_doctor_needs_the_verify_action(cpctl: CliFn, root: Path) -> None:
+    write(
+        root / "control_plane.toml",
+        '[auth]\nprovider = "hmac"\n[authz.users]\nalice = "admin"\n',
+    )
+    env = {"CONTROL_PLANE_SHARED_SECRET": "s" * 32}
+    outcome = cpctl("doctor", root=root, env=env)
+    assert outcome.exit_code == 3
