@@ -3,63 +3,45 @@
 Each public method authenticates the token, authorises the action, takes the
 root lock, repairs whatever an interrupted command left, then does its work
 (in a transaction when it writes) and appends to the ledger.  Denials are
-ledgered too.
+ledgered too.  The shared session lives in ``gate_core.py``; groups of methods
+live in ``gate_*.py`` mixins composed here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
-from control_plane.auth import ROLE_ACTIONS, Action, AuthProvider, Role, allowed_actions
-from control_plane.config import Config, load_config
-from control_plane.errors import ConflictError, ControlPlaneError, DeniedError, UsageError
-from control_plane.layout import RootLayout
-from control_plane.ledger import Ledger, LedgerRecord
+from control_plane.auth import ROLE_ACTIONS, Action, Role, allowed_actions
+from control_plane.errors import ConflictError, ControlPlaneError, DeniedError
+from control_plane.ledger import LedgerRecord
 from control_plane.operations import (
     checks,
     doctor,
     installing,
-    ledger_ops,
     manifesting,
     packing,
     removing,
     views,
 )
+from control_plane.operations.gate_ledger import LedgerGate
 from control_plane.operations.initialising import create_ledger_key, initialise
 from control_plane.operations.results import (
     ChangeResult,
     CreateResult,
     DoctorResult,
-    DocumentResult,
     HashUpdateResult,
     InitResult,
     IntegrityResult,
-    LedgerShowResult,
-    LedgerVerifyResult,
     ManifestResult,
     PackResult,
-    ProofCheckResult,
     SyncResult,
     ValidateResult,
     WhoamiResult,
 )
-from control_plane.operations.session import (
-    ProgressFactory,
-    Session,
-    authorise,
-    build_provider,
-    no_progress,
-    record_denial,
-    restore_consistency,
-    root_lock,
-)
 
 
-class GateOperations:
+class GateOperations(LedgerGate):
     """Authenticated, authorised, ledgered operations on one control plane root.
 
     ``GateOperations(control_plane_root=Path('.'), token=token)``; the token may
@@ -68,76 +50,6 @@ class GateOperations:
 
     Raises (from every method): ``ControlPlaneError`` subclasses, each with its exit code.
     """
-
-    def __init__(
-        self,
-        control_plane_root: Path = Path(),
-        token: str | None = None,
-        *,
-        env: Mapping[str, str] | None = None,
-        config_overrides: Mapping[tuple[str, str], object] | None = None,
-        progress: ProgressFactory = no_progress,
-    ) -> None:
-        self.layout = RootLayout(Path(control_plane_root).resolve())
-        self.token = token
-        self.env: Mapping[str, str] = os.environ if env is None else env
-        self._overrides = dict(config_overrides or {})
-        self.progress = progress
-        self.ledger_key = ledger_ops.LedgerKeySource(self.layout, self.env)
-        self.ledger = Ledger(
-            self.layout.ledger, tree_dir=self.layout.merkle_store, signing_key=self.ledger_key
-        )
-        self._config: Config | None = None
-        self._provider: AuthProvider | None = None
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            self._config = load_config(self.layout.config, self.env, self._overrides)
-        return self._config
-
-    @property
-    def provider(self) -> AuthProvider:
-        if self._provider is None:
-            self._provider = build_provider(self.config, self.env, self.layout)
-        return self._provider
-
-    @contextlib.contextmanager
-    def _session(self, action: Action, target: str, *, new_root: bool = False) -> Iterator[Session]:
-        is_root = self.layout.config.is_file()
-        if not (is_root or new_root):
-            raise UsageError(
-                f"{self.layout.root} is not a control plane root (no control_plane.toml)",
-                hint="cpctl init, or pass --root",
-            )
-        timeout = self.config.limits.lock_timeout_seconds
-        try:
-            identity, role = authorise(self.provider, self.token, action)
-        except DeniedError as error:
-            if is_root:
-                record_denial(self.layout, self.ledger, timeout, error, target)
-            raise
-        session = Session(
-            layout=self.layout,
-            config=self.config,
-            identity=identity,
-            role=role,
-            action=action,
-            ledger=self.ledger,
-            progress=self.progress,
-        )
-        if identity.provider == "passthrough" and action is not Action.VERIFY:
-            session.warnings.append(
-                "auth is off (passthrough provider, development only): "
-                "set CONTROL_PLANE_AUTH_PROVIDER=hmac or oidc"
-            )
-        with root_lock(self.layout, timeout):
-            if action is not Action.VERIFY and not new_root:
-                self.ledger_key.require()
-            session.warnings.extend(
-                restore_consistency(self.layout, self.ledger, sign=action is not Action.VERIFY)
-            )
-            yield session
 
     def init(self) -> InitResult:
         """Create the root's skeleton (idempotent; never overwrites a file)."""
@@ -300,50 +212,7 @@ class GateOperations:
         with self._session(Action.HASH_UPDATE, path) as session:
             return checks.hash_update(session, path)
 
-    # -- ledger and identity -------------------------------------------------------
-
-    def ledger_verify(self, against: Path | None = None) -> LedgerVerifyResult:
-        """Check every entry, link, Merkle root and checkpoint signature; with ``against``,
-        prove the ledger still extends a checkpoint saved earlier (rollback, fork)."""
-        with self._session(Action.VERIFY, "ledger") as session:
-            result = ledger_ops.verify(self.ledger, self.layout, against)
-            return replace(result, warnings=tuple(session.warnings))
-
-    def ledger_prove(
-        self, *, seq: int | None = None, from_size: int | None = None, to_size: int | None = None
-    ) -> DocumentResult:
-        """An RFC 9162 inclusion proof of entry ``seq``, or a consistency proof from
-        ``from_size``, in the tree of ``to_size`` (default: the newest checkpoint's size)."""
-        if (seq is None) == (from_size is None):
-            raise UsageError("give exactly one of --seq N or --from-size A")
-        with self._session(Action.VERIFY, "ledger") as session:
-            if seq is not None:
-                proof = ledger_ops.prove_inclusion(self.ledger, seq, to_size)
-            else:
-                assert from_size is not None  # noqa: S101 -- guaranteed by the check above
-                proof = ledger_ops.prove_consistency(self.ledger, from_size, to_size)
-            return replace(proof, warnings=tuple(session.warnings))
-
-    def ledger_checkpoint(self) -> DocumentResult:
-        """The newest signed checkpoint, for an auditor to keep."""
-        with self._session(Action.VERIFY, "ledger") as session:
-            result = ledger_ops.newest_checkpoint(self.ledger)
-            return replace(result, warnings=tuple(session.warnings))
-
-    def ledger_verify_proof(
-        self, proof: Path, checkpoint: Path, *, key: Path | None = None
-    ) -> ProofCheckResult:
-        """Check a saved proof against a saved checkpoint, offline: reads only the given
-        files and the public key (``key``, else this root's ``ledger/ledger.pub``)."""
-        return ledger_ops.verify_proof(proof, checkpoint, key, self.layout)
-
-    def ledger_show(self, since: int = 0) -> LedgerShowResult:
-        """Ledger entries with ``seq >= since``."""
-        with self._session(Action.VERIFY, "ledger") as session:
-            entries = tuple(
-                dict(entry.fields) for entry in self.ledger.entries() if entry.seq >= since
-            )
-            return LedgerShowResult(entries=entries, warnings=tuple(session.warnings))
+    # -- identity -----------------------------------------------------------------
 
     def whoami(self) -> WhoamiResult:
         """Who the token says you are, and what you may do."""
