@@ -113,15 +113,29 @@ def create(
 @click.option("--id", "package_id", help="The package id.")
 @click.option("--force", is_flag=True, help="Overwrite files the package does not own.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option(
+    "--locked",
+    is_flag=True,
+    help="Install exactly what control_plane.lock pins (no --id/--archive).",
+)
 @json_option
 @command_runner
 def install(
-    archive: Path | None, package_id: str | None, force: bool, dry_run: bool, as_json: bool
+    archive: Path | None,
+    package_id: str | None,
+    force: bool,
+    dry_run: bool,
+    locked: bool,
+    as_json: bool,
 ) -> object:
     """Verify, inspect and install a registered package atomically.
 
-    Example: cpctl install --id PKG-FMWK-100
+    Example: cpctl install --id PKG-FMWK-100    (or, from a lock: cpctl install --locked)
     """
+    if locked:
+        if package_id is not None or archive is not None:
+            raise click.UsageError("--locked installs the lock's pins; drop --id and --archive")
+        return lambda gate: gate.install_locked(force=force, dry_run=dry_run)
     return lambda gate: gate.install(
         package_id=package_id, archive=archive, force=force, dry_run=dry_run
     )
