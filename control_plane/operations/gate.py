@@ -24,6 +24,7 @@ from control_plane.operations import (
     removing,
     views,
 )
+from control_plane.operations.gate_ids import IdsGate
 from control_plane.operations.gate_ledger import LedgerGate
 from control_plane.operations.initialising import create_ledger_key, initialise
 from control_plane.operations.results import (
@@ -41,7 +42,7 @@ from control_plane.operations.results import (
 )
 
 
-class GateOperations(LedgerGate):
+class GateOperations(LedgerGate, IdsGate):
     """Authenticated, authorised, ledgered operations on one control plane root.
 
     ``GateOperations(control_plane_root=Path('.'), token=token)``; the token may
