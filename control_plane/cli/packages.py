@@ -52,7 +52,9 @@ def pack(
 ) -> object:
     """Pack files into a deterministic packages_store/NAME.tar.gz and register it.
 
-    Example: cpctl pack --src frameworks/FMWK-100_agent_development_standard.md --id PKG-FMWK-100 --version 1.0.0
+    \b
+    Example:
+      cpctl pack --src frameworks/FMWK-100_agent_development_standard.md --id PKG-FMWK-100 --version 1.0.0
     """
     return lambda gate: gate.pack(
         sources,
@@ -93,7 +95,9 @@ def create(
 ) -> object:
     """Admit an archive someone dropped into packages_store/ as a registry row (admin).
 
-    Example: cpctl create --archive packages_store/vendor_tool.tar.gz --id PKG-VENDOR-TOOL --version 2.1.0
+    \b
+    Example:
+      cpctl create --archive packages_store/vendor_tool.tar.gz --id PKG-VENDOR-TOOL --version 2.1.0
     """
     return lambda gate: gate.create(
         archive,
@@ -120,7 +124,9 @@ def install(
 ) -> object:
     """Verify, inspect and install a registered package atomically.
 
-    Example: cpctl install --id PKG-FMWK-100
+    \b
+    Example:
+      cpctl install --id PKG-FMWK-100
     """
     return lambda gate: gate.install(
         package_id=package_id, archive=archive, force=force, dry_run=dry_run
@@ -136,7 +142,9 @@ def install(
 def update(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object:
     """Install the registered newer version of an installed package.
 
-    Example: cpctl update --id PKG-FMWK-100
+    \b
+    Example:
+      cpctl update --id PKG-FMWK-100
     """
     return lambda gate: gate.update(package_id, force=force, dry_run=dry_run)
 
@@ -150,7 +158,9 @@ def update(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object
 def remove(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object:
     """Delete an installed package's files and drop its rows.
 
-    Example: cpctl remove --id PKG-FMWK-100
+    \b
+    Example:
+      cpctl remove --id PKG-FMWK-100
     """
     return lambda gate: gate.remove(package_id, force=force, dry_run=dry_run)
 
