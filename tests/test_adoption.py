@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from tests.conftest import REPO, CliFn, snapshot, write
+from conftest import REPO, CliFn, snapshot, write
 
 CI = REPO / "ci"
 AUDIT = CI / "cpctl-audit.sh"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import CliFn, snapshot, write
 
 from control_plane.cli.main import cli
-from tests.conftest import CliFn, snapshot, write
 
 Complete = Callable[..., list[str]]
 

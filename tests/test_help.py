@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from conftest import CliFn
 
 from control_plane.cli.main import cli
-from tests.conftest import CliFn
 
 # The command line of an example: from "cpctl" up to a shell operator or the end of a $( ).
 _INVOCATION = re.compile(r"\bcpctl\b([^|;&>)\"\n]*)")

@@ -9,6 +9,7 @@ from control_plane.archive import DirectorySink, MemberRecord, read_archive
 from control_plane.dependencies import install_order
 from control_plane.digests import parse_digest, sha256_file
 from control_plane.errors import ConflictError, UnsafeArchiveError, UsageError
+from control_plane.operations.hints import unknown_package
 from control_plane.operations.packing import check_sidecar, store_archive_path
 from control_plane.operations.placement import PathGuard, Plan, destination, modified_targets
 from control_plane.operations.results import ChangeResult, PackageChange
@@ -113,10 +114,7 @@ def _resolve_row(
         validate_package_id(package_id)
         row = packages.get(package_id)
         if row is None:
-            raise UsageError(
-                f"unknown package {package_id}: no row in packages_registry.csv",
-                hint="cpctl pack or cpctl create it first",
-            )
+            raise unknown_package(package_id, packages)
     if archive is not None:
         source = session.layout.relative(store_archive_path(session, archive))
         if row is None:
@@ -172,7 +170,7 @@ def update(session: Session, package_id: str, *, force: bool, dry_run: bool) -> 
     packages = session.packages()
     row = packages.get(package_id)
     if row is None:
-        raise UsageError(f"unknown package {package_id}: no row in packages_registry.csv")
+        raise unknown_package(package_id, packages)
     if row.installed_digest is None:
         raise ConflictError(
             f"{package_id} is not installed", hint=f"cpctl install --id {package_id}"
