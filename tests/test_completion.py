@@ -75,6 +75,7 @@ def two_packages(root: Path, cpctl: CliFn) -> Path:
         "cpctl verify --id ",
         "cpctl pack --src x --id ",
         "cpctl create --archive x --id ",
+        "cpctl sign --key k --id ",
     ],
 )
 def test_every_id_option_completes_package_ids(
@@ -142,6 +143,12 @@ def test_completion_stays_silent_when_it_cannot_read_the_registry(
 
 def test_completion_outside_any_root_offers_nothing(complete: Complete, tmp_path: Path) -> None:
     assert complete("cpctl --root /nonexistent/x install --id ", cwd=tmp_path) == []
+
+
+def test_an_id_that_is_not_a_package_is_not_completed_as_one(
+    two_packages: Path, complete: Complete
+) -> None:
+    assert complete("cpctl keys generate --id ", cwd=two_packages) == []
 
 
 def test_id_options_still_take_any_string(packed: Path, cpctl: CliFn) -> None:

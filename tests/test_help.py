@@ -14,8 +14,24 @@ from conftest import CliFn
 
 from control_plane.cli.main import cli
 
-# The command line of an example: from "cpctl" up to a shell operator or the end of a $( ).
-_INVOCATION = re.compile(r"\bcpctl\b([^|;&>)\"\n]*)")
+_SUBSTITUTION = re.compile(r"\$\((cpctl\b[^)]*)\)")
+_OPERATOR = set("|&;<>()")
+
+
+def _invocation(example: str) -> list[str] | None:
+    """The arguments after "cpctl" in an example, up to a shell operator; inside $( ) if used."""
+    inner = _SUBSTITUTION.search(example)
+    lexer = shlex.shlex(inner.group(1) if inner else example, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    tokens = list(lexer)
+    if "cpctl" not in tokens:
+        return None
+    argv = []
+    for token in tokens[tokens.index("cpctl") + 1 :]:
+        if set(token) <= _OPERATOR:
+            break
+        argv.append(token)
+    return argv
 
 
 def _walk(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -54,9 +70,8 @@ def test_the_walk_finds_every_command_group() -> None:
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "cpctl")
 def test_every_command_has_one_example_that_parses(path: tuple[str, ...]) -> None:
     example = _example(_help(path))
-    match = _INVOCATION.search(example)
-    assert match, f"the example does not run cpctl: {example}"
-    argv = shlex.split(match.group(1))
+    argv = _invocation(example)
+    assert argv is not None, f"the example does not run cpctl: {example}"
     # Click accepts the example's options ("--help" last: the parser still rejects unknown
     # flags) and it runs this very command, whatever global options come first.
     result = CliRunner().invoke(cli, [*argv, "--help"], prog_name="cpctl", catch_exceptions=False)

@@ -38,11 +38,12 @@ PACKAGE_ID = PackageIdType()
 
 
 def complete_package_ids(group: click.Group) -> None:
-    """Give every ``--id`` option under ``group`` (recursively) package-id completion.
+    """Give every ``--id`` option that names a package (parameter ``package_id``) under
+    ``group``, recursively, package-id completion.
 
     Done once over the finished command tree, so commands that other modules
-    add get it without declaring anything; an option with its own non-string
-    type keeps it.
+    add get it without declaring anything; ``--id`` options for other things
+    (``keys generate --id NAME``) and options with their own type are left alone.
     """
     for command in group.commands.values():
         if isinstance(command, click.Group):
@@ -51,6 +52,7 @@ def complete_package_ids(group: click.Group) -> None:
             if (
                 isinstance(param, click.Option)
                 and "--id" in param.opts
+                and param.name == "package_id"
                 and isinstance(param.type, click.types.StringParamType)
             ):
                 param.type = PACKAGE_ID

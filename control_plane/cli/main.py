@@ -7,7 +7,16 @@ import sys
 import click
 
 from control_plane import __version__
-from control_plane.cli import checks, completion, identity, ledger, packages, registries
+from control_plane.cli import (
+    checks,
+    completion,
+    identity,
+    keys,
+    ledger,
+    packages,
+    registries,
+    trust,
+)
 from control_plane.cli.context import Invocation, command_runner, json_option
 
 WORKFLOW = """\
@@ -60,7 +69,7 @@ def init(as_json: bool) -> object:
     return lambda gate: gate.init()
 
 
-for module in (packages, registries, checks, ledger, identity, completion):
+for module in (packages, registries, checks, ledger, identity, keys, trust, completion):
     module.register(cli)
 completion.complete_package_ids(cli)
 
