@@ -12,7 +12,12 @@ from control_plane.operations.ids import IdMintResult, IdsRegistryResult, IdsVal
 
 @click.group()
 def ids() -> None:
-    """Identity cards: one immutable ULID card per artifact, provable from .ledger/ids.jsonl."""
+    """Identity cards: one immutable ULID card per artifact, provable from .ledger/ids.jsonl.
+
+    \b
+    Example:
+      cpctl ids mint --kind plugin --path plugins/demo
+    """
 
 
 @ids.command()
@@ -28,7 +33,9 @@ def ids() -> None:
 def mint(kind: str, path: str, as_json: bool) -> object:
     """Mint ids/cards/ULID.yaml for one artifact and record it in .ledger/ids.jsonl.
 
-    Example: cpctl ids mint --kind plugin --path plugins/demo
+    \b
+    Example:
+      cpctl ids mint --kind plugin --path plugins/demo
     """
     return lambda gate: gate.ids_mint(kind, path)
 
@@ -46,7 +53,9 @@ def validate(only: str | None, as_json: bool) -> object:
 
     Exit 1 when anything is wrong; each finding names the file and the rule.
 
-    Example: cpctl ids validate --json
+    \b
+    Example:
+      cpctl ids validate --json
     """
     return lambda gate: gate.ids_validate(only or "all")
 
@@ -58,7 +67,9 @@ def validate(only: str | None, as_json: bool) -> object:
 def build_registry(check: bool, as_json: bool) -> object:
     """Write ids/registry.yaml from the committed cards (sorted by id; deterministic).
 
-    Example: cpctl ids build-registry --check
+    \b
+    Example:
+      cpctl ids build-registry --check
     """
     return lambda gate: gate.ids_build_registry(check=check)
 
