@@ -24,6 +24,7 @@ from control_plane.lockfile import (
     parse_lock,
     serialise_lock,
 )
+from control_plane.signing import generate_key, key_id, private_pem, public_pem
 from control_plane.versions import parse_version
 
 # -- the format ------------------------------------------------------------------
@@ -370,3 +371,23 @@ def test_external_packages_are_locked_by_absolute_path(
     outcome = cpctl("drift", "--json", root=root)
     assert outcome.exit_code == 1
     assert outcome.json()["drift"][0]["subject"] == pinned.path
+
+
+# -- signer --------------------------------------------------------------------------
+
+
+def test_the_lock_records_the_archive_signer(root: Path, cpctl: CliFn) -> None:
+    key = generate_key("ed25519")
+    write(root / "keys/private/release.key", private_pem(key))
+    write(root / "keys/trusted/release.pub", public_pem(key))
+    write(root / "signed/s.txt", "s\n")
+    ok(cpctl("pack", "--src", "signed", "--id", "PKG-SIGNED", "--version", "1.0.0",
+             "--sign", str(root / "keys/private/release.key"), root=root, cwd=root))  # fmt: skip
+    shutil.rmtree(root / "signed")
+    pack(cpctl, root, "PKG-PLAIN", "plain", {"p.txt": "p\n"})
+    ok(cpctl("install", "--id", "PKG-SIGNED", root=root))
+    ok(cpctl("install", "--id", "PKG-PLAIN", root=root))
+    ok(cpctl("lock", root=root))
+    pinned = parse_lock((root / LOCK).read_bytes()).by_id()
+    assert pinned["PKG-SIGNED"].signer == key_id(key.public_key())
+    assert pinned["PKG-PLAIN"].signer is None

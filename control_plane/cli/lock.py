@@ -20,7 +20,9 @@ def lock(as_json: bool) -> object:
     install/update/remove refuse a drifted root (exit 4) unless --force, and
     rewrite the lock in the same transaction.
 
-    Example: cpctl lock && git add control_plane.lock
+    \b
+    Example:
+      cpctl lock && git add control_plane.lock
     """
     return lambda gate: gate.lock()
 
@@ -40,7 +42,9 @@ def drift(require_lock: bool, as_json: bool) -> object:
     digest moved, archives changed or missing in the store, packages installed
     but not locked, and packages locked but not installed.
 
-    Example: cpctl drift --json --require-lock
+    \b
+    Example:
+      cpctl drift --json --require-lock
     """
     return lambda gate: gate.drift(require_lock=require_lock)
 

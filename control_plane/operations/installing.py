@@ -9,11 +9,13 @@ from control_plane.archive import DirectorySink, MemberRecord, read_archive
 from control_plane.dependencies import install_order
 from control_plane.digests import parse_digest, sha256_file
 from control_plane.errors import ConflictError, UnsafeArchiveError, UsageError
-from control_plane.operations import locking
+from control_plane.operations import locking, manifest_trust
+from control_plane.operations.hints import unknown_package
 from control_plane.operations.packing import check_sidecar, store_archive_path
 from control_plane.operations.placement import PathGuard, Plan, destination, modified_targets
 from control_plane.operations.results import ChangeResult, PackageChange
 from control_plane.operations.session import Session
+from control_plane.operations.signatures import check_signature
 from control_plane.registry import FileRow, PackageRow, file_row_id, validate_package_id
 from control_plane.transaction import Transaction
 
@@ -22,7 +24,7 @@ _SHOWN = 5  # conflicts named in one error line
 
 def _stage(
     session: Session, txn: Transaction, row: PackageRow, index: int
-) -> tuple[tuple[MemberRecord, ...], Path]:
+) -> tuple[tuple[MemberRecord, ...], Path, str | None]:
     # A registry source is root-relative, never relative to the caller's working directory.
     archive = store_archive_path(session, session.layout.root / row.source)
     stage = txn.stage / f"p{index}"
@@ -40,7 +42,8 @@ def _stage(
             progress=advance,
         )
     check_sidecar(archive, scan.sha256)
-    return scan.members, stage
+    signer = check_signature(session, row, archive)  # over the bytes just digest-checked
+    return scan.members, stage, signer
 
 
 def _plan_package(
@@ -54,9 +57,9 @@ def _plan_package(
     force: bool,
 ) -> Plan:
     base, external = destination(session, row)
-    members, stage = _stage(session, txn, row, index)
+    members, stage, signer = _stage(session, txn, row, index)
     status = "installed" if row.installed_digest is None else "updated"
-    plan = Plan(row=row, base=base, external=external, status=status)
+    plan = Plan(row=row, base=base, external=external, status=status, signer=signer)
     guard = PathGuard(session, base, external)
     conflicts: list[str] = []
     for member in members:
@@ -114,10 +117,7 @@ def _resolve_row(
         validate_package_id(package_id)
         row = packages.get(package_id)
         if row is None:
-            raise UsageError(
-                f"unknown package {package_id}: no row in packages_registry.csv",
-                hint="cpctl pack or cpctl create it first",
-            )
+            raise unknown_package(package_id, packages)
     if archive is not None:
         source = session.layout.relative(store_archive_path(session, archive))
         if row is None:
@@ -174,7 +174,7 @@ def update(session: Session, package_id: str, *, force: bool, dry_run: bool) -> 
     packages = session.packages()
     row = packages.get(package_id)
     if row is None:
-        raise UsageError(f"unknown package {package_id}: no row in packages_registry.csv")
+        raise unknown_package(package_id, packages)
     locking.refuse_drift(session, force=force)
     if row.installed_digest is None:
         raise ConflictError(
@@ -233,6 +233,7 @@ def _install_closure(
             _plan_package(session, txn, row, index, files=files, claimed=claimed, force=force)
             for index, row in enumerate(wanted)
         ]
+        manifest_trust.admit(session, txn, [plan.row for plan in plans])
         for plan in plans:
             _plan_deletions(session, plan, files, force)
         if dry_run:
@@ -327,6 +328,7 @@ def _ledger_detail(plan: Plan) -> dict[str, object]:
         "written": len(plan.written) + len(plan.overwritten),
         "adopted": len(plan.adopted),
         "deleted": len(plan.deleted),
+        "signer": plan.signer,
     }
     if plan.external:
         # External deliveries are outside registries and integrity scope: the ledger is their record.

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-from control_plane.digests import format_digest, sha256_file
+from control_plane.digests import format_digest, parse_digest, sha256_file
 from control_plane.errors import ConflictError, UsageError
 from control_plane.hashing import hash_files
+from control_plane.keystore import StoredKey, identify_signer
 from control_plane.lockfile import (
     LOCK_NAME,
     Drift,
@@ -33,7 +34,9 @@ from control_plane.lockfile import (
 )
 from control_plane.operations.results import Result
 from control_plane.operations.session import Session
+from control_plane.operations.signatures import key_store, signature_path
 from control_plane.registry import FileRow, OutputType, PackageRow
+from control_plane.signing import SignatureError, decode_signature
 from control_plane.transaction import Transaction
 
 ExternalFiles = Mapping[str, Mapping[str, str]]  # package id -> absolute path -> hex sha256
@@ -109,13 +112,23 @@ def read_lock(session: Session) -> Lockfile | None:
     return parse_lock(data)
 
 
-def _signer(_session: Session, _row: PackageRow) -> str | None:
-    """Hook: the key id that signed ``row``'s archive, once signed archives exist.
+def signer(session: Session, row: PackageRow, keys: Sequence[StoredKey]) -> str | None:
+    """The key id whose signature (``NAME.tar.gz.sig``) covers ``row``'s installed digest.
 
-    Returns None (the lock then omits ``signer``) until the keys feature's
-    ``operations/signatures.py`` reports signers.
+    None when the archive is unsigned, its signature file is unreadable or
+    malformed, or no stored key (trusted or revoked) made it: the lock then omits
+    ``signer``.  Install enforces the signature policy; the lock only records who signed.
     """
-    return None
+    digest = row.installed_digest
+    sig_path = signature_path(session.layout.root / row.source)
+    if digest is None or sig_path.is_symlink() or not sig_path.is_file():
+        return None
+    try:
+        signature = decode_signature(sig_path.read_bytes(), session.layout.relative(sig_path))
+    except (OSError, SignatureError):
+        return None
+    found = identify_signer(keys, bytes.fromhex(parse_digest(digest)), signature)
+    return None if found is None else found.key_id
 
 
 def _ledgered_external_files(session: Session, package_id: str) -> Mapping[str, str]:
@@ -137,6 +150,7 @@ def current_lock(
     installs (the ledger does not have them yet).
     """
     installed = {key: row for key, row in packages.items() if row.installed_digest is not None}
+    keys = key_store(session.layout.root).load() if installed else ()
     owned: dict[str, list[LockedFile]] = defaultdict(list)
     for file_row in files.values():
         if file_row.sha256 and file_row.owner in installed:
@@ -156,7 +170,7 @@ def current_lock(
                 archive=row.source,
                 output_type=row.output_type.value,
                 files=tuple(owned[row.id]),
-                signer=_signer(session, row),
+                signer=signer(session, row, keys),
             )
         )
     return build_lock(locked)
