@@ -23,6 +23,8 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
     ".git/**",
     ".control_plane/**",
     "ledger/**",
+    ".ledger/**",
+    "ids/**",
     "packages_store/**",
     "registries/**",
     "keys/**",

@@ -11,8 +11,10 @@ from control_plane.cli import (
     checks,
     completion,
     identity,
+    ids,
     keys,
     ledger,
+    lock,
     packages,
     registries,
     trust,
@@ -69,7 +71,7 @@ def init(as_json: bool) -> object:
     return lambda gate: gate.init()
 
 
-for module in (packages, registries, checks, ledger, identity, keys, trust, completion):
+for module in (packages, registries, checks, ledger, identity, keys, trust, ids, completion, lock):
     module.register(cli)
 completion.complete_package_ids(cli)
 

@@ -134,6 +134,11 @@ def create(
     type=click.Path(path_type=Path),
     help="Install only as this signed registry manifest lists it (needs --id).",
 )
+@click.option(
+    "--locked",
+    is_flag=True,
+    help="Install exactly what control_plane.lock pins (no --id/--archive).",
+)
 @json_option
 @command_runner
 def install(
@@ -142,6 +147,7 @@ def install(
     force: bool,
     dry_run: bool,
     manifest: Path | None,
+    locked: bool,
     as_json: bool,
 ) -> object:
     """Verify, inspect and install a registered package atomically.
@@ -149,7 +155,14 @@ def install(
     \b
     Example:
       cpctl install --id PKG-FMWK-100
+      cpctl install --locked          # exactly what control_plane.lock pins
     """
+    if locked:
+        if package_id is not None or archive is not None or manifest is not None:
+            raise click.UsageError(
+                "--locked installs the lock's pins; drop --id, --archive and --manifest"
+            )
+        return lambda gate: gate.install_locked(force=force, dry_run=dry_run)
     return lambda gate: gate.install(
         package_id=package_id, archive=archive, force=force, dry_run=dry_run, manifest=manifest
     )
