@@ -223,14 +223,17 @@ def _entry(session: Session, row: PackageRow, keys: Sequence[StoredKey]) -> Mani
     except ControlPlaneError as error:
         session.warnings.append(f"{row.id}: signer left null: {error}")
         signer = None
-    if signer is None and (session.layout.root / (row.source + ".sig")).exists():
-        session.warnings.append(f"{row.id}: no stored key verifies {row.source}.sig; signer null")
+    else:
+        if signer is None and (session.layout.root / (row.source + ".sig")).exists():
+            session.warnings.append(
+                f"{row.id}: no stored key verifies {row.source}.sig; signer null"
+            )
     return ManifestPackage(
         id=row.id,
         version=str(row.version),
         archive=Path(row.source).name,
         sha256=parse_digest(row.digest),
-        tier=row.tier.value if row.tier else "community",
+        tier=row.tier.value,
         dependencies=tuple(str(dependency) for dependency in row.dependencies),
         signer=signer,
     )
