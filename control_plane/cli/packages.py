@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from control_plane.cli.context import command_runner, json_option
+from control_plane.cli.context import command_runner, json_option, passphrase_option
 
 OUTPUT_TYPES = click.Choice(["extension", "module", "external"])
 
@@ -37,6 +37,14 @@ OUTPUT_TYPES = click.Choice(["extension", "module", "external"])
 @click.option("--depends", multiple=True, metavar="ID>=X.Y", help="A dependency (repeatable).")
 @click.option("--name", help="Archive name without .tar.gz (default: from the first --src).")
 @click.option("--force", is_flag=True, help="Overwrite an archive registered to another package.")
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="KEYFILE",
+    help="Also write NAME.tar.gz.sig, signed with this PEM private key.",
+)
+@passphrase_option
 @json_option
 @command_runner
 def pack(
@@ -48,6 +56,8 @@ def pack(
     depends: tuple[str, ...],
     name: str | None,
     force: bool,
+    sign_key: Path | None,
+    passphrase_file: Path | None,
     as_json: bool,
 ) -> object:
     """Pack files into a deterministic packages_store/NAME.tar.gz and register it.
@@ -63,6 +73,8 @@ def pack(
         depends=depends,
         name=name,
         force=force,
+        sign=sign_key,
+        passphrase_file=passphrase_file,
     )
 
 

@@ -14,6 +14,7 @@ from control_plane.operations.packing import check_sidecar, store_archive_path
 from control_plane.operations.placement import PathGuard, Plan, destination, modified_targets
 from control_plane.operations.results import ChangeResult, PackageChange
 from control_plane.operations.session import Session
+from control_plane.operations.signatures import check_signature
 from control_plane.registry import FileRow, PackageRow, file_row_id, validate_package_id
 from control_plane.transaction import Transaction
 
@@ -22,7 +23,7 @@ _SHOWN = 5  # conflicts named in one error line
 
 def _stage(
     session: Session, txn: Transaction, row: PackageRow, index: int
-) -> tuple[tuple[MemberRecord, ...], Path]:
+) -> tuple[tuple[MemberRecord, ...], Path, str | None]:
     # A registry source is root-relative, never relative to the caller's working directory.
     archive = store_archive_path(session, session.layout.root / row.source)
     stage = txn.stage / f"p{index}"
@@ -40,7 +41,8 @@ def _stage(
             progress=advance,
         )
     check_sidecar(archive, scan.sha256)
-    return scan.members, stage
+    signer = check_signature(session, row, archive)  # over the bytes just digest-checked
+    return scan.members, stage, signer
 
 
 def _plan_package(
@@ -54,9 +56,9 @@ def _plan_package(
     force: bool,
 ) -> Plan:
     base, external = destination(session, row)
-    members, stage = _stage(session, txn, row, index)
+    members, stage, signer = _stage(session, txn, row, index)
     status = "installed" if row.installed_digest is None else "updated"
-    plan = Plan(row=row, base=base, external=external, status=status)
+    plan = Plan(row=row, base=base, external=external, status=status, signer=signer)
     guard = PathGuard(session, base, external)
     conflicts: list[str] = []
     for member in members:
@@ -323,6 +325,7 @@ def _ledger_detail(plan: Plan) -> dict[str, object]:
         "written": len(plan.written) + len(plan.overwritten),
         "adopted": len(plan.adopted),
         "deleted": len(plan.deleted),
+        "signer": plan.signer,
     }
     if plan.external:
         # External deliveries are outside registries and integrity scope: the ledger is their record.
