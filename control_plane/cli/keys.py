@@ -19,7 +19,12 @@ from control_plane.signing import KEY_TYPES
 
 @click.group()
 def keys() -> None:
-    """Signing keys: generate a pair, list, trust and revoke public keys (keys/trusted/)."""
+    """Signing keys: generate a pair, list, trust and revoke public keys (keys/trusted/).
+
+    \b
+    Example:
+      cpctl keys list
+    """
 
 
 @keys.command()
@@ -44,7 +49,9 @@ def generate(
 ) -> object:
     """Create a key pair: NAME.key (PEM, 0600, never overwritten) and NAME.pub; print its key id.
 
-    Example: cpctl keys generate --type ed25519 --id release --passphrase-file pass.txt --trust
+    \b
+    Example:
+      cpctl keys generate --type ed25519 --id release --passphrase-file pass.txt --trust
     """
     return lambda gate: gate.keys_generate(
         kind, name=name, passphrase_file=passphrase_file, out=out, trust=trust
@@ -57,7 +64,9 @@ def generate(
 def list_(as_json: bool) -> object:
     """List trusted and revoked keys with key id, type, name and status.
 
-    Example: cpctl keys list --json
+    \b
+    Example:
+      cpctl keys list --json
     """
     return lambda gate: gate.keys_list()
 
@@ -70,7 +79,9 @@ def list_(as_json: bool) -> object:
 def trust_(public_key: Path, name: str | None, as_json: bool) -> object:
     """Trust a public key (PEM, ed25519 or ECDSA P-256, e.g. cosign.pub) to verify signatures (admin).
 
-    Example: cpctl keys trust cosign.pub --name ci-release
+    \b
+    Example:
+      cpctl keys trust cosign.pub --name ci-release
     """
     return lambda gate: gate.keys_trust(public_key, name=name)
 
@@ -82,7 +93,9 @@ def trust_(public_key: Path, name: str | None, as_json: bool) -> object:
 def revoke(reference: str, as_json: bool) -> object:
     """Revoke a key (by key id, a 12+ hex digit prefix, or name): signatures by it are refused (admin).
 
-    Example: cpctl keys revoke sha256:3f1c...
+    \b
+    Example:
+      cpctl keys revoke sha256:3f1c...
     """
     return lambda gate: gate.keys_revoke(reference)
 
@@ -102,7 +115,9 @@ def revoke(reference: str, as_json: bool) -> object:
 def sign(package_id: str, key: Path, passphrase_file: Path | None, as_json: bool) -> object:
     """Sign a registered archive: write packages_store/NAME.tar.gz.sig.
 
-    Example: cpctl sign --id PKG-FMWK-100 --key keys/private/release.key
+    \b
+    Example:
+      cpctl sign --id PKG-FMWK-100 --key keys/private/release.key
     """
     return lambda gate: gate.sign(package_id, key, passphrase_file=passphrase_file)
 

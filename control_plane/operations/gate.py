@@ -26,8 +26,10 @@ from control_plane.operations import (
     signatures,
     views,
 )
+from control_plane.operations.gate_ids import IdsGate
 from control_plane.operations.gate_keys import KeysGate
 from control_plane.operations.gate_ledger import LedgerGate
+from control_plane.operations.gate_lock import LockGate
 from control_plane.operations.gate_trust import TrustGate
 from control_plane.operations.initialising import create_ledger_key, initialise
 from control_plane.operations.results import (
@@ -45,7 +47,7 @@ from control_plane.operations.results import (
 )
 
 
-class GateOperations(LedgerGate, KeysGate, TrustGate):
+class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate, LockGate):
     """Authenticated, authorised, ledgered operations on one control plane root.
 
     ``GateOperations(control_plane_root=Path('.'), token=token)``; the token may

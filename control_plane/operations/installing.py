@@ -9,7 +9,8 @@ from control_plane.archive import DirectorySink, MemberRecord, read_archive
 from control_plane.dependencies import install_order
 from control_plane.digests import parse_digest, sha256_file
 from control_plane.errors import ConflictError, UnsafeArchiveError, UsageError
-from control_plane.operations import manifest_trust
+from control_plane.operations import locking, manifest_trust
+from control_plane.operations.hints import unknown_package
 from control_plane.operations.packing import check_sidecar, store_archive_path
 from control_plane.operations.placement import PathGuard, Plan, destination, modified_targets
 from control_plane.operations.results import ChangeResult, PackageChange
@@ -116,10 +117,7 @@ def _resolve_row(
         validate_package_id(package_id)
         row = packages.get(package_id)
         if row is None:
-            raise UsageError(
-                f"unknown package {package_id}: no row in packages_registry.csv",
-                hint="cpctl pack or cpctl create it first",
-            )
+            raise unknown_package(package_id, packages)
     if archive is not None:
         source = session.layout.relative(store_archive_path(session, archive))
         if row is None:
@@ -149,6 +147,7 @@ def install(
     """See ``GateOperations.install``."""
     packages = session.packages()
     row = _resolve_row(session, packages, package_id, archive)
+    locking.refuse_drift(session, force=force)
     if row.installed_digest is not None and not force:
         if _is_current(row):
             unchanged = PackageChange(
@@ -175,7 +174,8 @@ def update(session: Session, package_id: str, *, force: bool, dry_run: bool) -> 
     packages = session.packages()
     row = packages.get(package_id)
     if row is None:
-        raise UsageError(f"unknown package {package_id}: no row in packages_registry.csv")
+        raise unknown_package(package_id, packages)
+    locking.refuse_drift(session, force=force)
     if row.installed_digest is None:
         raise ConflictError(
             f"{package_id} is not installed", hint=f"cpctl install --id {package_id}"
@@ -207,17 +207,18 @@ def _install_closure(
     force: bool,
     dry_run: bool,
     action: str,
+    targets: tuple[str, ...] = (),
 ) -> ChangeResult:
-    order = install_order([package_id], packages)
+    """Install ``targets`` (default: ``package_id``, the ledger target) and missing dependencies."""
+    targets = targets or (package_id,)
+    order = install_order(targets, packages)
     wanted = [
-        packages[pid]
-        for pid in order
-        if pid == package_id or packages[pid].installed_digest is None
+        packages[pid] for pid in order if pid in targets or packages[pid].installed_digest is None
     ]
     for pid in order:
         dep = packages[pid]
         if (
-            pid != package_id
+            pid not in targets
             and dep.installed_digest is not None
             and dep.installed_digest != dep.digest
         ):
@@ -244,6 +245,8 @@ def _install_closure(
         for plan in plans:
             _stage_plan(txn, session.layout.root, plan, files, packages)
         session.stage_registries(txn, packages=packages, files=files)
+        external = {plan.row.id: plan.owned for plan in plans if plan.external}
+        locking.stage_lock(session, txn, packages, files, external)
         record = session.record(
             package_id,
             digests={plan.row.id: plan.row.digest for plan in plans},

@@ -291,7 +291,10 @@ def create(
         )
     for row in packages.values():
         if row.source == source and row.id != package_id:
-            raise ConflictError(f"{source} is already registered as {row.id}")
+            raise ConflictError(
+                f"{source} is already registered as {row.id}",
+                hint=f"cpctl install --id {row.id} installs it; a new package needs its own archive",
+            )
     with path.open("rb") as handle, session.progress("inspecting", path.stat().st_size) as advance:
         scan = read_archive(handle, limits=session.archive_limits, progress=advance)
     sidecar_present = check_sidecar(path, scan.sha256)

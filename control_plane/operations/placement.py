@@ -92,7 +92,8 @@ class PathGuard:
                 )
             if parent.exists() and not parent.is_dir():
                 raise ConflictError(
-                    f"{self.display(parent)} is a file where the package needs a directory"
+                    f"{self.display(parent)} is a file where the package needs a directory",
+                    hint=f"move {self.display(parent)} away, then install again",
                 )
             self.checked.add(parent)
 
