@@ -41,6 +41,7 @@ COMMANDS: dict[Action, tuple[str, ...]] = {
     Action.PACK: ("pack", "--src", "docs", "--id", "PKG-NEW"),
     Action.VERIFY: ("validate",),
     Action.HASH_UPDATE: ("hash-update", "--path", "docs/guide.md"),
+    Action.TRUST: ("registry", "export"),
 }
 
 

@@ -29,6 +29,7 @@ class Action(StrEnum):
     PACK = "pack"
     VERIFY = "verify"
     HASH_UPDATE = "hash_update"
+    TRUST = "trust"
 
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = MappingProxyType(

@@ -7,7 +7,7 @@ import sys
 import click
 
 from control_plane import __version__
-from control_plane.cli import checks, identity, ledger, packages, registries, schemas
+from control_plane.cli import checks, identity, ledger, packages, registries, schemas, trust
 from control_plane.cli.context import Invocation, command_runner, json_option
 
 WORKFLOW = """\
@@ -52,7 +52,7 @@ def init(as_json: bool) -> object:
     return lambda gate: gate.init()
 
 
-for module in (packages, registries, checks, ledger, identity, schemas):
+for module in (packages, registries, checks, ledger, identity, trust, schemas):
     module.register(cli)
 
 

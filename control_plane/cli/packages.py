@@ -113,17 +113,27 @@ def create(
 @click.option("--id", "package_id", help="The package id.")
 @click.option("--force", is_flag=True, help="Overwrite files the package does not own.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="Install only as this signed registry manifest lists it (needs --id).",
+)
 @json_option
 @command_runner
 def install(
-    archive: Path | None, package_id: str | None, force: bool, dry_run: bool, as_json: bool
+    archive: Path | None,
+    package_id: str | None,
+    force: bool,
+    dry_run: bool,
+    manifest: Path | None,
+    as_json: bool,
 ) -> object:
     """Verify, inspect and install a registered package atomically.
 
     Example: cpctl install --id PKG-FMWK-100
     """
     return lambda gate: gate.install(
-        package_id=package_id, archive=archive, force=force, dry_run=dry_run
+        package_id=package_id, archive=archive, force=force, dry_run=dry_run, manifest=manifest
     )
 
 

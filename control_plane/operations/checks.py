@@ -13,6 +13,7 @@ from control_plane.fsutil import atomic_write_bytes
 from control_plane.hashing import hash_files
 from control_plane.layout import is_reserved
 from control_plane.merkle import state_root
+from control_plane.operations import revoking
 from control_plane.operations.manifesting import ManifestState, manifest_state
 from control_plane.operations.results import HashUpdateResult, IntegrityResult
 from control_plane.operations.session import Session
@@ -196,6 +197,7 @@ def integrity_check(session: Session, *, fast: bool = False) -> IntegrityResult:
                     path, "unexpected-entry", f"{path} is a symbolic link or special file in scope"
                 )
             )
+    findings.extend(revoking.revocation_findings(session, packages))
     manifest, why = manifest_state(session, files, packages)
     if manifest is ManifestState.STALE:
         findings.append(Finding("MANIFEST.json", "manifest-stale", why))

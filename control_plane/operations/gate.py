@@ -19,12 +19,14 @@ from control_plane.operations import (
     checks,
     doctor,
     installing,
+    manifest_trust,
     manifesting,
     packing,
     removing,
     views,
 )
 from control_plane.operations.gate_ledger import LedgerGate
+from control_plane.operations.gate_trust import TrustGate
 from control_plane.operations.initialising import create_ledger_key, initialise
 from control_plane.operations.results import (
     ChangeResult,
@@ -41,7 +43,7 @@ from control_plane.operations.results import (
 )
 
 
-class GateOperations(LedgerGate):
+class GateOperations(LedgerGate, TrustGate):
     """Authenticated, authorised, ledgered operations on one control plane root.
 
     ``GateOperations(control_plane_root=Path('.'), token=token)``; the token may
@@ -131,10 +133,14 @@ class GateOperations(LedgerGate):
         archive: Path | None = None,
         force: bool = False,
         dry_run: bool = False,
+        manifest: Path | None = None,
     ) -> ChangeResult:
-        """Install a registered package (and its missing dependencies) atomically."""
+        """Install a registered package (and its missing dependencies) atomically; with
+        ``manifest``, only as a signed registry manifest lists it (see ``registry_verify``)."""
         target = package_id or (str(archive) if archive else "")
         with self._session(Action.INSTALL, target) as session:
+            if manifest is not None:
+                session.manifest = manifest_trust.pin_manifest(session, manifest, package_id)
             return installing.install(
                 session, package_id=package_id, archive=archive, force=force, dry_run=dry_run
             )

@@ -9,6 +9,7 @@ from control_plane.archive import DirectorySink, MemberRecord, read_archive
 from control_plane.dependencies import install_order
 from control_plane.digests import parse_digest, sha256_file
 from control_plane.errors import ConflictError, UnsafeArchiveError, UsageError
+from control_plane.operations import manifest_trust
 from control_plane.operations.packing import check_sidecar, store_archive_path
 from control_plane.operations.placement import PathGuard, Plan, destination, modified_targets
 from control_plane.operations.results import ChangeResult, PackageChange
@@ -229,6 +230,7 @@ def _install_closure(
             _plan_package(session, txn, row, index, files=files, claimed=claimed, force=force)
             for index, row in enumerate(wanted)
         ]
+        manifest_trust.admit(session, txn, [plan.row for plan in plans])
         for plan in plans:
             _plan_deletions(session, plan, files, force)
         if dry_run:
