@@ -1,9 +1,11 @@
-"""Key sets of JSON documents and of JSON Schemas, in the form tests/contract pins them.
+"""Member sets of JSON documents and of JSON Schemas, in the form tests/contract pins them.
 
-``keys`` is the sorted top-level member list; ``nested`` maps ``NAME`` (an
-object member) or ``NAME[]`` (the objects of an array member) to its sorted
-member list.  Only closed objects (a fixed set of members) are pinned; open
-maps such as a ledger entry's ``details`` are not.
+``keys`` is the sorted top-level member list (empty for a top-level array);
+``nested`` maps a path to the sorted member list of the closed objects found
+there: ``NAME`` (an object member), ``NAME[]`` (the objects of an array
+member), ``NAME{}`` (the values of a map member) and ``[]`` (the objects of a
+top-level array).  Only closed objects (a fixed set of members) are pinned;
+open maps such as a ledger entry's ``details`` are not.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _closed_members(schema: dict[str, Any], node: dict[str, Any]) -> list[str] | None:
+def _closed_members(schema: dict[str, Any], node: Any) -> list[str] | None:
+    if not isinstance(node, dict):
+        return None
     node = _resolve(schema, node)
     if node.get("type") == "object" and node.get("additionalProperties") is False:
         return sorted(node["properties"])
@@ -31,26 +35,42 @@ def _closed_members(schema: dict[str, Any], node: dict[str, Any]) -> list[str] |
 
 def schema_keys(schema: dict[str, Any]) -> dict[str, Any]:
     """The pinned form of a schema: its top-level properties and closed nested objects."""
+    if schema.get("type") == "array":
+        items = _closed_members(schema, schema.get("items"))
+        return {"keys": [], "nested": {} if items is None else {"[]": items}}
     nested: dict[str, list[str]] = {}
     for key, node in schema["properties"].items():
+        resolved = _resolve(schema, node)
         members = _closed_members(schema, node)
         if members is not None:
             nested[key] = members
-            continue
-        resolved = _resolve(schema, node)
-        if resolved.get("type") == "array" and isinstance(resolved.get("items"), dict):
-            members = _closed_members(schema, resolved["items"])
+        elif resolved.get("type") == "array":
+            members = _closed_members(schema, resolved.get("items"))
             if members is not None:
                 nested[f"{key}[]"] = members
+        elif resolved.get("type") == "object":
+            members = _closed_members(schema, resolved.get("additionalProperties"))
+            if members is not None:
+                nested[f"{key}{{}}"] = members
     return {"keys": sorted(schema["properties"]), "nested": dict(sorted(nested.items()))}
 
 
-def document_keys(document: dict[str, Any]) -> dict[str, Any]:
-    """The same form for a real document; nested entries only where the document shows them."""
-    nested: dict[str, list[str]] = {}
-    for key, value in document.items():
-        if isinstance(value, dict) and value:
-            nested[key] = sorted(value)
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            nested[f"{key}[]"] = sorted(value[0])
-    return {"keys": sorted(document), "nested": dict(sorted(nested.items()))}
+def top_keys(document: Any) -> list[str]:
+    """The sorted top-level members of a document (none for a top-level array)."""
+    return sorted(document) if isinstance(document, dict) else []
+
+
+def nested_members(document: Any, path: str) -> list[list[str]]:
+    """The sorted member list of every object at ``path`` in ``document`` (none when absent)."""
+    if path == "[]":
+        found = document if isinstance(document, list) else []
+    elif path.endswith("[]"):
+        value = document.get(path[:-2]) if isinstance(document, dict) else None
+        found = value if isinstance(value, list) else []
+    elif path.endswith("{}"):
+        value = document.get(path[:-2]) if isinstance(document, dict) else None
+        found = list(value.values()) if isinstance(value, dict) else []
+    else:
+        value = document.get(path) if isinstance(document, dict) else None
+        found = [value] if isinstance(value, dict) else []
+    return [sorted(item) for item in found if isinstance(item, dict)]

@@ -17,9 +17,29 @@ from typing import Any
 
 from click.testing import CliRunner
 
+from control_plane import signing
 from control_plane.cli.main import cli
 
 SECRET = "a shared secret long enough for the hmac provider"
+MANIFEST = "registries/registry.manifest.v1.json"
+
+# Files the workflow leaves in the root, with their schema.
+FILES = {
+    "MANIFEST.json": "control-plane.manifest/1",
+    "registries/compiled/registry.json": "control-plane.compiled/1",
+    "registries/registry.manifest.v1.json": "control-plane.registry-manifest/1",
+    "registries/registry.manifest.v1.json.sigs": "control-plane.registry-signatures/1",
+    "registries/revocations.json": "control-plane.revocations/1",
+    "registries/trust_state.json": "control-plane.trust-state/1",
+}
+LINES = {
+    "ledger/ledger.jsonl": "control-plane.ledger-entry/1",
+    "ledger/checkpoints.jsonl": "control-plane.checkpoint/1",
+}
+ROWS = {
+    "registries/packages_registry.csv": "control-plane.package-row/1",
+    "registries/control_plane_registry.csv": "control-plane.file-row/1",
+}
 
 
 @dataclass
@@ -69,6 +89,35 @@ def _vendor_archive(path: Path) -> None:
         info = tarfile.TarInfo("vendor/tool.txt")
         info.size = len(data)
         archive.addfile(info, io.BytesIO(data))
+
+
+def _key(base: Path, root: Path, name: str, kind: signing.KeyType) -> Path:
+    """A private key outside the root, its public half trusted by the root."""
+    key = signing.generate_key(kind)
+    private = base / "private" / f"{name}.key"
+    private.parent.mkdir(parents=True, exist_ok=True)
+    private.write_bytes(signing.private_pem(key))
+    trusted = root / "keys" / "trusted" / f"{name}.pub"
+    trusted.parent.mkdir(parents=True, exist_ok=True)
+    trusted.write_bytes(signing.public_pem(key))
+    return private
+
+
+def _trust(state: Exercised, run: Runner, base: Path) -> None:
+    """The signed registry manifest and the revocation list."""
+    alpha = _key(base, state.root, "alpha", "ed25519")
+    beta = _key(base, state.root, "beta", "ecdsa-p256")
+    run("registry-export", "registry", "export", "--sign", str(alpha))
+    run("registry-sign", "registry", "sign", MANIFEST, "--key", str(beta))
+    run("registry-verify", "registry", "verify", MANIFEST)
+    run("install-manifest", "install", "--manifest", MANIFEST, "--id", "PKG-DOCS")
+    run("revocations-empty", "revocations")
+    run("revoke", "revoke", "--package", "PKG-VENDOR-TOOL@2.1.0", "--reason",
+        "withdrawn by the vendor", "--key", str(alpha))  # fmt: skip
+    run("revoke-again", "revoke", "--package", "PKG-VENDOR-TOOL@2.1.0", "--reason",
+        "withdrawn by the vendor", "--key", str(alpha))  # fmt: skip
+    run("revocations", "revocations")
+    run("error-rejected", "registry", "verify", "registries/revocations.json", exit_code=5)
 
 
 def exercise(base: Path) -> Exercised:
@@ -132,6 +181,7 @@ def exercise(base: Path) -> Exercised:
         state.files[label].write_text(json.dumps(proof), encoding="utf-8")
         run(f"{label}-check", "ledger", "verify-proof", str(state.files[label]), str(saved))
     run("schema-list", "schema", "--list")
+    _trust(state, run, base)
     run("error-unknown-package", "install", "--id", "PKG-NOPE", exit_code=2)
     run("error-usage", "hash-update", "--path", "../outside", exit_code=2)
     # HMAC: a token, then who it identifies, then a denial.

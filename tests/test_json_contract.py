@@ -26,8 +26,8 @@ import pytest
 import control_plane.operations
 from control_plane.operations.results import DocumentResult, Result
 from control_plane.schemas import file_name, load_schema, schema_names
-from tests.contract_keys import document_keys, schema_keys
-from tests.json_outputs import Exercised, exercise
+from tests.contract_keys import nested_members, schema_keys, top_keys
+from tests.json_outputs import FILES, LINES, ROWS, Exercised, exercise
 
 CONTRACT_FILE = "tests/contract/json_contract.json"
 CONTRACT_PATH = Path(__file__).resolve().parents[1] / CONTRACT_FILE
@@ -115,11 +115,11 @@ def test_every_result_class_has_a_schema_file_and_a_pin(cls: type[Result]) -> No
         f"{name} inherits SCHEMA {cls.SCHEMA!r}: give it its own, "
         f'SCHEMA: ClassVar[str] = "control-plane.NAME/1"'
     )
-    keys = document_keys(sample(cls).to_json())
+    keys = top_keys(sample(cls).to_json())
     assert cls.SCHEMA in schema_names(), (
         f"{name} has no JSON Schema: add {SCHEMA_DIR}/{file_name(cls.SCHEMA)} "
         f"(draft 2020-12; copy a neighbour, e.g. control-plane.sync-1.schema.json) describing "
-        f"the keys {keys['keys']}"
+        f"the keys {keys}"
     )
     assert cls.SCHEMA in PINS, (
         f'{name} has no pin: add this under "schemas" in {CONTRACT_FILE}:\n'
@@ -136,20 +136,20 @@ def test_result_keys_match_their_pin(cls: type[Result]) -> None:
     assert_matches_pin(cls.SCHEMA, sample(cls).to_json(), f"{qualified(cls)}.to_json()")
 
 
-def assert_matches_pin(name: str, document: dict[str, Any], what: str) -> None:
-    """``document``'s keys are the pin's; nested objects it shows are the pinned ones."""
+def assert_matches_pin(name: str, document: Any, what: str) -> None:
+    """``document``'s members are the pin's, at the top and in every pinned nested object."""
     pin = PINS[name]
-    actual = document_keys(document)
     problems = []
-    if actual["keys"] != pin["keys"]:
-        added = sorted(set(actual["keys"]) - set(pin["keys"]))
-        removed = sorted(set(pin["keys"]) - set(actual["keys"]))
-        problems.append(f"top-level keys: added {added}, removed {removed}")
-    for path, keys in actual["nested"].items():
-        if path in pin["nested"] and keys != pin["nested"][path]:
-            added = sorted(set(keys) - set(pin["nested"][path]))
-            removed = sorted(set(pin["nested"][path]) - set(keys))
-            problems.append(f"{path}: added {added}, removed {removed}")
+    pairs = [("top-level keys", top_keys(document), pin["keys"])]
+    for path, pinned in pin["nested"].items():
+        pairs += [(path, members, pinned) for members in nested_members(document, path)]
+    for where, actual, pinned in pairs:
+        if actual != pinned:
+            added = sorted(set(actual) - set(pinned))
+            removed = sorted(set(pinned) - set(actual))
+            problem = f"{where}: added {added}, removed {removed}"
+            if problem not in problems:
+                problems.append(problem)
     stem, version = name.rsplit("/", 1)
     bumped = f"{stem}/{int(version) + 1}"
     assert not problems, (
@@ -188,21 +188,15 @@ def test_real_command_outputs_match_their_pins(exercised: Exercised) -> None:
 
 def test_real_files_match_their_pins(exercised: Exercised) -> None:
     root = exercised.root
-    documents: list[tuple[str, dict[str, Any], str]] = [
-        ("control-plane.manifest/1", json.loads((root / "MANIFEST.json").read_text()), "MANIFEST.json"),
-        ("control-plane.compiled/1",
-         json.loads((root / "registries/compiled/registry.json").read_text()), "compiled view"),
-    ]  # fmt: skip
-    for line in (root / "ledger/ledger.jsonl").read_text().splitlines():
-        documents.append(("control-plane.ledger-entry/1", json.loads(line), "ledger entry"))
-    for line in (root / "ledger/checkpoints.jsonl").read_text().splitlines():
-        documents.append(("control-plane.checkpoint/1", json.loads(line), "checkpoint"))
-    for csv_name, name in (
-        ("packages_registry.csv", "control-plane.package-row/1"),
-        ("control_plane_registry.csv", "control-plane.file-row/1"),
-    ):
-        with (root / "registries" / csv_name).open(newline="", encoding="utf-8") as handle:
-            documents.extend((name, row, csv_name) for row in csv.DictReader(handle))
+    documents: list[tuple[str, Any, str]] = []
+    for path, name in FILES.items():
+        documents.append((name, json.loads((root / path).read_text(encoding="utf-8")), path))
+    for path, name in LINES.items():
+        lines = (root / path).read_text(encoding="utf-8").splitlines()
+        documents.extend((name, json.loads(line), path) for line in lines)
+    for path, name in ROWS.items():
+        with (root / path).open(newline="", encoding="utf-8") as handle:
+            documents.extend((name, row, path) for row in csv.DictReader(handle))
     for name, document, what in documents:
         assert_matches_pin(name, document, what)
 

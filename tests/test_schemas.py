@@ -13,7 +13,7 @@ from jsonschema.exceptions import best_match
 
 from control_plane.schemas import file_name, load_schema, resolve, schema_names, schema_text
 from tests.conftest import CliFn
-from tests.json_outputs import Exercised, exercise
+from tests.json_outputs import FILES, LINES, ROWS, Exercised, exercise
 
 # The schema each labelled command output must carry (and validate against).
 EXPECTED_SCHEMA = {
@@ -34,7 +34,11 @@ EXPECTED_SCHEMA = {
     "ledger-prove-consistency": "consistency-proof",
     "ledger-prove-consistency-check": "proof-check", "schema-list": "schema-list",
     "error-unknown-package": "error", "error-usage": "error", "error-denied": "error",
-    "token-mint": "token", "token-mint-ttl": "token",
+    "token-mint": "token", "token-mint-ttl": "token", "registry-export": "registry-export",
+    "registry-sign": "registry-sign", "registry-verify": "registry-verify",
+    "install-manifest": "change", "revocations-empty": "revocations-show",
+    "revoke": "revoke", "revoke-again": "revoke", "revocations": "revocations-show",
+    "error-rejected": "error",
 }  # fmt: skip
 
 
@@ -57,8 +61,9 @@ def test_every_schema_is_a_valid_draft_2020_12_schema(name: str) -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"] == f"urn:control-plane:schema:{name}"
     assert schema["title"] and schema["description"]
-    assert schema["additionalProperties"] is False
-    if "schema" in schema["properties"]:
+    closed = schema["items"] if schema["type"] == "array" else schema
+    assert closed["additionalProperties"] is False
+    if "schema" in schema.get("properties", {}):
         assert schema["properties"]["schema"] == {"const": name}
     # Self-contained: every $ref points into the schema's own $defs.
     refs = _refs(schema)
@@ -95,24 +100,17 @@ def test_every_output_of_the_workflow_is_checked(exercised: Exercised) -> None:
 
 def test_every_schema_is_exercised_by_real_output(exercised: Exercised) -> None:
     used = {document["schema"] for document in exercised.outputs.values()}
-    formats = {
-        "control-plane.manifest/1", "control-plane.compiled/1", "control-plane.ledger-entry/1",
-        "control-plane.package-row/1", "control-plane.file-row/1",
-    }  # fmt: skip
+    formats = set(FILES.values()) | set(LINES.values()) | set(ROWS.values())
     assert set(schema_names()) == used | formats
 
 
-def test_registry_rows_validate(exercised: Exercised) -> None:
-    registries = exercised.root / "registries"
-    for csv_name, name in (
-        ("packages_registry.csv", "control-plane.package-row/1"),
-        ("control_plane_registry.csv", "control-plane.file-row/1"),
-    ):
-        with (registries / csv_name).open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        assert rows
-        for row in rows:
-            check(name, row)
+@pytest.mark.parametrize("path", sorted(ROWS))
+def test_registry_rows_validate(exercised: Exercised, path: str) -> None:
+    with (exercised.root / path).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows
+    for row in rows:
+        check(ROWS[path], row)
 
 
 def test_a_broken_registry_row_fails_its_schema() -> None:
@@ -127,27 +125,24 @@ def test_a_broken_registry_row_fails_its_schema() -> None:
     assert failing == {"id", "version", "source", "source_type", "digest"}
 
 
-def test_compiled_view_and_manifest_validate(exercised: Exercised) -> None:
-    root = exercised.root
-    compiled = json.loads((root / "registries" / "compiled" / "registry.json").read_text())
-    check("control-plane.compiled/1", compiled)
-    assert compiled["packages"] and compiled["files"]
-    manifest = json.loads((root / "MANIFEST.json").read_text())
-    check("control-plane.manifest/1", manifest)
-    assert manifest["packages"] and manifest["files"]
+@pytest.mark.parametrize("path", sorted(FILES))
+def test_files_validate(exercised: Exercised, path: str) -> None:
+    document = json.loads((exercised.root / path).read_text(encoding="utf-8"))
+    assert document
+    check(FILES[path], document)
 
 
-def test_ledger_entries_and_checkpoints_validate(exercised: Exercised) -> None:
-    ledger = exercised.root / "ledger"
-    entries = (ledger / "ledger.jsonl").read_text(encoding="utf-8").splitlines()
-    checkpoints = (ledger / "checkpoints.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(entries) > 10 and len(checkpoints) > 10
-    for line in entries:
-        check("control-plane.ledger-entry/1", json.loads(line))
-    for line in checkpoints:
-        check("control-plane.checkpoint/1", json.loads(line))
-    # A denial is an entry too.
-    assert any(json.loads(line)["result"] == "denied" for line in entries)
+@pytest.mark.parametrize("path", sorted(LINES))
+def test_json_lines_validate(exercised: Exercised, path: str) -> None:
+    lines = (exercised.root / path).read_text(encoding="utf-8").splitlines()
+    assert len(lines) > 10
+    for line in lines:
+        check(LINES[path], json.loads(line))
+
+
+def test_a_denial_is_a_ledger_entry_too(exercised: Exercised) -> None:
+    lines = (exercised.root / "ledger/ledger.jsonl").read_text(encoding="utf-8").splitlines()
+    assert any(json.loads(line)["result"] == "denied" for line in lines)
 
 
 def test_saved_proofs_validate(exercised: Exercised) -> None:
