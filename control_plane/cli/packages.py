@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from control_plane.cli.context import command_runner, json_option
+from control_plane.cli.context import command_runner, json_option, passphrase_option
 
 OUTPUT_TYPES = click.Choice(["extension", "module", "external"])
 
@@ -37,6 +37,14 @@ OUTPUT_TYPES = click.Choice(["extension", "module", "external"])
 @click.option("--depends", multiple=True, metavar="ID>=X.Y", help="A dependency (repeatable).")
 @click.option("--name", help="Archive name without .tar.gz (default: from the first --src).")
 @click.option("--force", is_flag=True, help="Overwrite an archive registered to another package.")
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="KEYFILE",
+    help="Also write NAME.tar.gz.sig, signed with this PEM private key.",
+)
+@passphrase_option
 @json_option
 @command_runner
 def pack(
@@ -48,11 +56,15 @@ def pack(
     depends: tuple[str, ...],
     name: str | None,
     force: bool,
+    sign_key: Path | None,
+    passphrase_file: Path | None,
     as_json: bool,
 ) -> object:
     """Pack files into a deterministic packages_store/NAME.tar.gz and register it.
 
-    Example: cpctl pack --src frameworks/FMWK-100_agent_development_standard.md --id PKG-FMWK-100 --version 1.0.0
+    \b
+    Example:
+      cpctl pack --src frameworks/FMWK-100_agent_development_standard.md --id PKG-FMWK-100 --version 1.0.0
     """
     return lambda gate: gate.pack(
         sources,
@@ -63,6 +75,8 @@ def pack(
         depends=depends,
         name=name,
         force=force,
+        sign=sign_key,
+        passphrase_file=passphrase_file,
     )
 
 
@@ -93,7 +107,9 @@ def create(
 ) -> object:
     """Admit an archive someone dropped into packages_store/ as a registry row (admin).
 
-    Example: cpctl create --archive packages_store/vendor_tool.tar.gz --id PKG-VENDOR-TOOL --version 2.1.0
+    \b
+    Example:
+      cpctl create --archive packages_store/vendor_tool.tar.gz --id PKG-VENDOR-TOOL --version 2.1.0
     """
     return lambda gate: gate.create(
         archive,
@@ -118,6 +134,11 @@ def create(
     type=click.Path(path_type=Path),
     help="Install only as this signed registry manifest lists it (needs --id).",
 )
+@click.option(
+    "--locked",
+    is_flag=True,
+    help="Install exactly what control_plane.lock pins (no --id/--archive).",
+)
 @json_option
 @command_runner
 def install(
@@ -126,12 +147,22 @@ def install(
     force: bool,
     dry_run: bool,
     manifest: Path | None,
+    locked: bool,
     as_json: bool,
 ) -> object:
     """Verify, inspect and install a registered package atomically.
 
-    Example: cpctl install --id PKG-FMWK-100
+    \b
+    Example:
+      cpctl install --id PKG-FMWK-100
+      cpctl install --locked          # exactly what control_plane.lock pins
     """
+    if locked:
+        if package_id is not None or archive is not None or manifest is not None:
+            raise click.UsageError(
+                "--locked installs the lock's pins; drop --id, --archive and --manifest"
+            )
+        return lambda gate: gate.install_locked(force=force, dry_run=dry_run)
     return lambda gate: gate.install(
         package_id=package_id, archive=archive, force=force, dry_run=dry_run, manifest=manifest
     )
@@ -146,7 +177,9 @@ def install(
 def update(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object:
     """Install the registered newer version of an installed package.
 
-    Example: cpctl update --id PKG-FMWK-100
+    \b
+    Example:
+      cpctl update --id PKG-FMWK-100
     """
     return lambda gate: gate.update(package_id, force=force, dry_run=dry_run)
 
@@ -160,7 +193,9 @@ def update(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object
 def remove(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object:
     """Delete an installed package's files and drop its rows.
 
-    Example: cpctl remove --id PKG-FMWK-100
+    \b
+    Example:
+      cpctl remove --id PKG-FMWK-100
     """
     return lambda gate: gate.remove(package_id, force=force, dry_run=dry_run)
 

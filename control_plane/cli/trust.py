@@ -29,7 +29,12 @@ passphrase_file_option = click.option(
 
 @click.group()
 def registry() -> None:
-    """The signed registry manifest: export, sign, verify."""
+    """The signed registry manifest: export, sign, verify.
+
+    \b
+    Example:
+      cpctl registry verify registries/registry.manifest.v1.json
+    """
 
 
 @registry.command()
@@ -61,7 +66,9 @@ def export(
 ) -> object:
     """Write the canonical registry manifest v1 of every package row (admin).
 
-    Example: cpctl registry export --expires-in 30 --sign keys/private/release.key
+    \b
+    Example:
+      cpctl registry export --expires-in 30 --sign keys/private/release.key
     """
     return lambda gate: gate.registry_export(
         out,
@@ -82,7 +89,9 @@ def export(
 def sign(manifest: Path, key: Path, passphrase_file: Path | None, as_json: bool) -> object:
     """Append a detached signature to MANIFEST.sigs (several signers append).
 
-    Example: cpctl registry sign registries/registry.manifest.v1.json --key keys/private/bob.key
+    \b
+    Example:
+      cpctl registry sign registries/registry.manifest.v1.json --key keys/private/bob.key
     """
     return lambda gate: gate.registry_sign(manifest, key, passphrase_file=passphrase_file)
 
@@ -94,7 +103,9 @@ def sign(manifest: Path, key: Path, passphrase_file: Path | None, as_json: bool)
 def verify(manifest: Path, as_json: bool) -> object:
     """Check a manifest offline: threshold of trusted keys, schema, expiry (exit 5 on failure).
 
-    Example: cpctl registry verify registries/registry.manifest.v1.json --json
+    \b
+    Example:
+      cpctl registry verify registries/registry.manifest.v1.json --json
     """
     return lambda gate: gate.registry_verify(manifest)
 
@@ -153,7 +164,9 @@ def revoke(
 ) -> object:
     """Add a package version, an archive digest or a key to the signed revocation list (admin).
 
-    Example: cpctl revoke --package PKG-A@1.0.0 --reason "CVE-2026-1234" --key keys/private/admin.key
+    \b
+    Example:
+      cpctl revoke --package PKG-A@1.0.0 --reason "CVE-2026-1234" --key keys/private/admin.key
     """
 
     def operation(gate: GateOperations) -> RevokeResult:
@@ -169,7 +182,9 @@ def revoke(
 def revocations(as_json: bool) -> object:
     """List the verified revocation list (exit 5 when it is unsigned or tampered).
 
-    Example: cpctl revocations --json
+    \b
+    Example:
+      cpctl revocations --json
     """
     return lambda gate: gate.revocations()
 

@@ -23,9 +23,13 @@ from control_plane.operations import (
     manifesting,
     packing,
     removing,
+    signatures,
     views,
 )
+from control_plane.operations.gate_ids import IdsGate
+from control_plane.operations.gate_keys import KeysGate
 from control_plane.operations.gate_ledger import LedgerGate
+from control_plane.operations.gate_lock import LockGate
 from control_plane.operations.gate_trust import TrustGate
 from control_plane.operations.initialising import create_ledger_key, initialise
 from control_plane.operations.results import (
@@ -43,7 +47,7 @@ from control_plane.operations.results import (
 )
 
 
-class GateOperations(LedgerGate, TrustGate):
+class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate, LockGate):
     """Authenticated, authorised, ledgered operations on one control plane root.
 
     ``GateOperations(control_plane_root=Path('.'), token=token)``; the token may
@@ -87,9 +91,18 @@ class GateOperations(LedgerGate, TrustGate):
         depends: Sequence[str] = (),
         name: str | None = None,
         force: bool = False,
+        sign: Path | None = None,
+        passphrase_file: Path | None = None,
     ) -> PackResult:
-        """Pack files/directories under the root into ``packages_store/NAME.tar.gz`` and register it."""
+        """Pack files/directories under the root into ``packages_store/NAME.tar.gz`` and register it.
+
+        ``sign`` (a PEM private key) also writes ``NAME.tar.gz.sig``."""
         with self._session(Action.PACK, package_id) as session:
+            signing_key = (
+                None
+                if sign is None
+                else signatures.load_signing_key(sign, passphrase_file, self.env)
+            )
             return packing.pack(
                 session,
                 sources,
@@ -100,6 +113,7 @@ class GateOperations(LedgerGate, TrustGate):
                 depends=depends,
                 name=name,
                 force=force,
+                signing_key=signing_key,
             )
 
     def create(
