@@ -34,7 +34,14 @@ FILES = {
 }
 LINES = {
     "ledger/ledger.jsonl": "control-plane.ledger-entry/1",
+    ".ledger/ids.jsonl": "control-plane.ledger-entry/1",
     "ledger/checkpoints.jsonl": "control-plane.checkpoint/1",
+}
+# TOML and YAML files, checked as the documents they parse to (by glob: cards are ULID-named).
+PARSED = {
+    "control_plane.lock": "control-plane.lock/1",
+    "ids/registry.yaml": "control-plane.id-registry/1",
+    "ids/cards/*.yaml": "control-plane.id-card/1",
 }
 ROWS = {
     "registries/packages_registry.csv": "control-plane.package-row/1",
@@ -117,6 +124,21 @@ def _trust(state: Exercised, run: Runner, base: Path) -> None:
     run("revoke-again", "revoke", "--package", "PKG-VENDOR-TOOL@2.1.0", "--reason",
         "withdrawn by the vendor", "--key", str(alpha))  # fmt: skip
     run("revocations", "revocations")
+    keys_dir = base / "generated-keys"
+    run("keys-generate", "keys", "generate", "--type", "ed25519", "--id", "gamma", "--out",
+        str(keys_dir), "--trust")  # fmt: skip
+    run("keys-generate-p256", "keys", "generate", "--type", "ecdsa-p256", "--id", "delta",
+        "--out", str(keys_dir))  # fmt: skip
+    run("keys-trust", "keys", "trust", str(keys_dir / "delta.pub"))
+    run("keys-list", "keys", "list")
+    run("keys-revoke", "keys", "revoke", "delta")
+    run("sign", "sign", "--id", "PKG-BASE", "--key", str(keys_dir / "gamma.key"))
+    run("lock", "lock")
+    run("drift", "drift")
+    run("ids-mint", "ids", "mint", "--kind", "document", "--path", "docs/guide.md")
+    run("ids-validate", "ids", "validate")
+    run("ids-build-registry", "ids", "build-registry")
+    run("ids-build-registry-check", "ids", "build-registry", "--check")
     run("error-rejected", "registry", "verify", "registries/revocations.json", exit_code=5)
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from control_plane.schemas import file_name, load_schema, resolve, schema_names, schema_text
 from tests.conftest import CliFn
-from tests.json_outputs import FILES, LINES, ROWS, Exercised, exercise
+from tests.json_outputs import FILES, LINES, PARSED, ROWS, Exercised, exercise
 
 # The schema each labelled command output must carry (and validate against).
 EXPECTED_SCHEMA = {
@@ -38,7 +40,11 @@ EXPECTED_SCHEMA = {
     "registry-sign": "registry-sign", "registry-verify": "registry-verify",
     "install-manifest": "change", "revocations-empty": "revocations-show",
     "revoke": "revoke", "revoke-again": "revoke", "revocations": "revocations-show",
-    "error-rejected": "error",
+    "error-rejected": "error", "keys-generate": "key-generate",
+    "keys-generate-p256": "key-generate", "keys-trust": "key-change", "keys-list": "keys",
+    "keys-revoke": "key-change", "sign": "sign", "lock": "lock-write", "drift": "drift",
+    "ids-mint": "ids-mint", "ids-validate": "ids-validate",
+    "ids-build-registry": "ids-registry", "ids-build-registry-check": "ids-registry",
 }  # fmt: skip
 
 
@@ -100,7 +106,7 @@ def test_every_output_of_the_workflow_is_checked(exercised: Exercised) -> None:
 
 def test_every_schema_is_exercised_by_real_output(exercised: Exercised) -> None:
     used = {document["schema"] for document in exercised.outputs.values()}
-    formats = set(FILES.values()) | set(LINES.values()) | set(ROWS.values())
+    formats = {*FILES.values(), *LINES.values(), *ROWS.values(), *PARSED.values()}
     assert set(schema_names()) == used | formats
 
 
@@ -132,10 +138,20 @@ def test_files_validate(exercised: Exercised, path: str) -> None:
     check(FILES[path], document)
 
 
+@pytest.mark.parametrize("pattern", sorted(PARSED))
+def test_toml_and_yaml_files_validate(exercised: Exercised, pattern: str) -> None:
+    paths = sorted(exercised.root.glob(pattern))
+    assert paths
+    for path in paths:
+        data = path.read_bytes()
+        document = tomllib.loads(data.decode()) if path.suffix == ".lock" else yaml.safe_load(data)
+        check(PARSED[pattern], document)
+
+
 @pytest.mark.parametrize("path", sorted(LINES))
 def test_json_lines_validate(exercised: Exercised, path: str) -> None:
     lines = (exercised.root / path).read_text(encoding="utf-8").splitlines()
-    assert len(lines) > 10
+    assert lines
     for line in lines:
         check(LINES[path], json.loads(line))
 
