@@ -19,7 +19,17 @@ from control_plane.errors import DeniedError
 
 # The seed's table, written out independently of ROLE_ACTIONS.
 EXPECTED = {
-    "admin": {"create", "install", "update", "remove", "pack", "verify", "hash_update"},
+    "admin": {
+        "create",
+        "install",
+        "update",
+        "remove",
+        "pack",
+        "verify",
+        "hash_update",
+        "override",
+        "deprecate",
+    },
     "maintainer": {"install", "update", "remove", "pack", "verify"},
     "auditor": {"verify"},
     "reader": {"verify"},

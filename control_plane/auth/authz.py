@@ -29,6 +29,8 @@ class Action(StrEnum):
     PACK = "pack"
     VERIFY = "verify"
     HASH_UPDATE = "hash_update"
+    OVERRIDE = "override"  # --allow-experimental/-deprecated/-downgrade, vouching tiers
+    DEPRECATE = "deprecate"
 
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = MappingProxyType(

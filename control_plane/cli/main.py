@@ -7,7 +7,7 @@ import sys
 import click
 
 from control_plane import __version__
-from control_plane.cli import checks, identity, ledger, packages, registries
+from control_plane.cli import checks, identity, ledger, packages, registries, tiers
 from control_plane.cli.context import Invocation, command_runner, json_option
 
 WORKFLOW = """\
@@ -52,7 +52,7 @@ def init(as_json: bool) -> object:
     return lambda gate: gate.init()
 
 
-for module in (packages, registries, checks, ledger, identity):
+for module in (packages, registries, checks, ledger, identity, tiers):
     module.register(cli)
 
 

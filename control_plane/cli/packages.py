@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from control_plane.cli.context import command_runner, json_option
+from control_plane.trust_policy import Allowances
 
 OUTPUT_TYPES = click.Choice(["extension", "module", "external"])
+TIERS = click.Choice(["verified", "community", "experimental", "untrusted"])
+tier_option = click.option(
+    "--tier",
+    type=TIERS,
+    help="Trust tier (default: the registered one, else community; verified/community need admin).",
+)
+
+
+def allow_options(command: Callable[..., object]) -> Callable[..., object]:
+    """``--allow-experimental``, ``--allow-deprecated``, ``--allow-downgrade`` (admin only)."""
+    for flag, what in (
+        ("--allow-downgrade", "a version lower than the installed one"),
+        ("--allow-deprecated", "deprecated packages"),
+        ("--allow-experimental", "experimental packages"),
+    ):
+        command = click.option(flag, is_flag=True, help=f"Admin: allow {what}.")(command)
+    return command
+
+
+def _allowances(experimental: bool, deprecated: bool, downgrade: bool) -> Allowances:
+    return Allowances(experimental=experimental, deprecated=deprecated, downgrade=downgrade)
 
 
 @click.command()
@@ -37,6 +60,7 @@ OUTPUT_TYPES = click.Choice(["extension", "module", "external"])
 @click.option("--depends", multiple=True, metavar="ID>=X.Y", help="A dependency (repeatable).")
 @click.option("--name", help="Archive name without .tar.gz (default: from the first --src).")
 @click.option("--force", is_flag=True, help="Overwrite an archive registered to another package.")
+@tier_option
 @json_option
 @command_runner
 def pack(
@@ -48,6 +72,7 @@ def pack(
     depends: tuple[str, ...],
     name: str | None,
     force: bool,
+    tier: str | None,
     as_json: bool,
 ) -> object:
     """Pack files into a deterministic packages_store/NAME.tar.gz and register it.
@@ -63,6 +88,7 @@ def pack(
         depends=depends,
         name=name,
         force=force,
+        tier=tier,
     )
 
 
@@ -79,6 +105,7 @@ def pack(
 @click.option("--output-path", default="")
 @click.option("--depends", multiple=True, metavar="ID>=X.Y")
 @click.option("--force", is_flag=True, help="Replace an existing row for this id.")
+@tier_option
 @json_option
 @command_runner
 def create(
@@ -89,6 +116,7 @@ def create(
     output_path: str,
     depends: tuple[str, ...],
     force: bool,
+    tier: str | None,
     as_json: bool,
 ) -> object:
     """Admit an archive someone dropped into packages_store/ as a registry row (admin).
@@ -103,6 +131,7 @@ def create(
         output_path=output_path,
         depends=depends,
         force=force,
+        tier=tier,
     )
 
 
@@ -113,17 +142,26 @@ def create(
 @click.option("--id", "package_id", help="The package id.")
 @click.option("--force", is_flag=True, help="Overwrite files the package does not own.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@allow_options
 @json_option
 @command_runner
 def install(
-    archive: Path | None, package_id: str | None, force: bool, dry_run: bool, as_json: bool
+    archive: Path | None,
+    package_id: str | None,
+    force: bool,
+    dry_run: bool,
+    allow_experimental: bool,
+    allow_deprecated: bool,
+    allow_downgrade: bool,
+    as_json: bool,
 ) -> object:
     """Verify, inspect and install a registered package atomically.
 
     Example: cpctl install --id PKG-FMWK-100
     """
+    allow = _allowances(allow_experimental, allow_deprecated, allow_downgrade)
     return lambda gate: gate.install(
-        package_id=package_id, archive=archive, force=force, dry_run=dry_run
+        package_id=package_id, archive=archive, force=force, dry_run=dry_run, allow=allow
     )
 
 
@@ -131,14 +169,24 @@ def install(
 @click.option("--id", "package_id", required=True)
 @click.option("--force", is_flag=True, help="Replace files modified since install.")
 @click.option("--dry-run", is_flag=True)
+@allow_options
 @json_option
 @command_runner
-def update(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object:
+def update(
+    package_id: str,
+    force: bool,
+    dry_run: bool,
+    allow_experimental: bool,
+    allow_deprecated: bool,
+    allow_downgrade: bool,
+    as_json: bool,
+) -> object:
     """Install the registered newer version of an installed package.
 
     Example: cpctl update --id PKG-FMWK-100
     """
-    return lambda gate: gate.update(package_id, force=force, dry_run=dry_run)
+    allow = _allowances(allow_experimental, allow_deprecated, allow_downgrade)
+    return lambda gate: gate.update(package_id, force=force, dry_run=dry_run, allow=allow)
 
 
 @click.command()
