@@ -15,6 +15,8 @@ RESERVED_TOP_LEVEL = frozenset(
         "control_plane.toml",
         "control_plane.lock",
         "ledger",
+        ".ledger",
+        "ids",
         "packages_store",
         "registries",
         "keys",

@@ -148,11 +148,16 @@ class Ledger:
     """The ledger file of one root, with its Merkle store and checkpoints when given."""
 
     def __init__(
-        self, directory: Path, *, tree_dir: Path | None = None, signing_key: KeySource | None = None
+        self,
+        directory: Path,
+        *,
+        tree_dir: Path | None = None,
+        signing_key: KeySource | None = None,
+        filename: str = LEDGER_FILE,
     ) -> None:
         self.directory = directory
-        self.path = directory / LEDGER_FILE
-        self.log = AppendLog(self.path, "ledger")
+        self.path = directory / filename
+        self.log = AppendLog(self.path, "ledger" if filename == LEDGER_FILE else filename)
         self.tree = None if tree_dir is None else LedgerTree(tree_dir)
         self.checkpoints = CheckpointLog(directory)
         self._signing_key = signing_key
@@ -179,6 +184,24 @@ class Ledger:
 
         The caller holds the root lock.
         """
+        entry = self.next_entry(record)
+        fields, raw = entry.fields, entry.raw
+        self.log.append(raw)
+        if self.tree is not None:
+            if self.tree.size == fields["seq"]:
+                self.tree.append_line(raw)
+            else:
+                self.reconcile_tree()
+            self.checkpoint()
+        return entry
+
+    def next_entry(self, record: LedgerRecord) -> LedgerEntry:
+        """The entry ``append`` would write for ``record`` now, without writing it.
+
+        For ledgers whose new line is staged in a transaction together with
+        the files it describes (the identity ledger): the caller holds the
+        root lock and writes ``raw`` plus a newline at the end of the file.
+        """
         previous = self.last()
         fields: dict[str, Any] = {
             "v": ENTRY_VERSION,
@@ -188,16 +211,12 @@ class Ledger:
             **record.to_json(),
         }
         fields["hash"] = entry_hash(fields)
-        raw = canonical_json(fields)
-        self.log.append(raw)
-        if self.tree is not None:
-            if self.tree.size == fields["seq"]:
-                self.tree.append_line(raw)
-            else:
-                self.reconcile_tree()
-            self.checkpoint()
         return LedgerEntry(
-            seq=fields["seq"], hash=fields["hash"], prev=fields["prev"], fields=fields, raw=raw
+            seq=fields["seq"],
+            hash=fields["hash"],
+            prev=fields["prev"],
+            fields=fields,
+            raw=canonical_json(fields),
         )
 
     def reconcile_tree(self) -> str | None:

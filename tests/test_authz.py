@@ -29,6 +29,7 @@ EXPECTED = {
         "hash_update",
         "override",
         "deprecate",
+        "trust",
     },
     "maintainer": {"install", "update", "remove", "pack", "verify"},
     "auditor": {"verify"},

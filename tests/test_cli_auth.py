@@ -43,6 +43,7 @@ COMMANDS: dict[Action, tuple[str, ...]] = {
     Action.HASH_UPDATE: ("hash-update", "--path", "docs/guide.md"),
     Action.OVERRIDE: ("install", "--id", "PKG-DOCS", "--allow-experimental"),
     Action.DEPRECATE: ("deprecate", "--id", "PKG-DOCS"),
+    Action.TRUST: ("registry", "export"),
 }
 
 

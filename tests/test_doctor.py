@@ -121,3 +121,72 @@ def test_doctor_needs_the_verify_action(cpctl: CliFn, root: Path) -> None:
     env = {"CONTROL_PLANE_SHARED_SECRET": "s" * 32}
     outcome = cpctl("doctor", root=root, env=env)
     assert outcome.exit_code == 3
+
+
+# -- supply chain: keys and policy ---------------------------------------------------
+
+
+def _policy(root: Path, **values: object) -> None:
+    config = root / "control_plane.toml"
+    text = config.read_text()
+    for key, value in values.items():
+        old = next(line for line in text.splitlines() if line.startswith(f"{key} ="))
+        text = text.replace(old, f"{key} = {str(value).lower()}")
+    config.write_text(text)
+
+
+def _trust_new_key(root: Path, name: str = "release") -> Path:
+    from control_plane import signing
+
+    key = signing.generate_key("ed25519")
+    write(root / "keys" / "trusted" / f"{name}.pub", signing.public_pem(key.public_key()))
+    private = root / "keys" / "private" / f"{name}.key"
+    write(private, signing.private_pem(key))
+    private.chmod(0o600)
+    return private
+
+
+def test_require_signatures_without_a_trusted_key_fails(cpctl: CliFn, root: Path) -> None:
+    _policy(root, require_signatures=True)
+    code, checks = checks_of(cpctl, root)
+    assert code == 1
+    assert checks["policy"]["status"] == "fail"
+    assert "cpctl keys trust" in checks["policy"]["fix"]
+
+
+def test_threshold_above_the_trusted_keys_warns(cpctl: CliFn, root: Path) -> None:
+    _trust_new_key(root)
+    _policy(root, manifest_threshold=2)
+    code, checks = checks_of(cpctl, root)
+    assert code == 0
+    assert checks["keys"]["status"] == "ok" and "1 trusted" in checks["keys"]["summary"]
+    assert checks["policy"]["status"] == "warn" and "threshold" in checks["policy"]["fix"]
+
+
+def test_unsigned_archive_under_require_signatures_is_named(cpctl: CliFn, packed: Path) -> None:
+    _trust_new_key(packed)
+    _policy(packed, require_signatures=True)
+    code, checks = checks_of(cpctl, packed)
+    assert code == 1
+    assert checks["policy"]["status"] == "fail" and "PKG-DOCS" in checks["policy"]["summary"]
+
+
+@pytest.mark.parametrize("where", ["trusted", "private"])
+def test_exposed_private_keys_fail(cpctl: CliFn, root: Path, where: str) -> None:
+    private = _trust_new_key(root)
+    if where == "trusted":
+        write(root / "keys" / "trusted" / "oops.pub", private.read_bytes())
+    else:
+        private.chmod(0o644)
+    before = snapshot(root)
+    code, checks = checks_of(cpctl, root)
+    assert code == 1
+    assert checks["keys"]["status"] == "fail" and "chmod 600" in checks["keys"]["fix"]
+    assert snapshot(root) == before
+
+
+def test_unreadable_public_key_fails_the_keys_check(cpctl: CliFn, root: Path) -> None:
+    write(root / "keys" / "trusted" / "broken.pub", "not a key\n")
+    code, checks = checks_of(cpctl, root)
+    assert code == 1
+    assert checks["keys"]["status"] == "fail" and "broken.pub" in checks["keys"]["summary"]

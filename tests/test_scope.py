@@ -165,6 +165,10 @@ DEFAULT_SCOPE_CASES = [
     (".venv/bin/python", False),
     ("venv/lib/x.py", False),
     ("modules/venv/x.py", True),
+    (".github/workflows/control-plane.yml", False),
+    (".gitlab-ci.yml", False),
+    (".pre-commit-config.yaml", False),
+    ("sub/.pre-commit-config.yaml", True),
 ]
 
 

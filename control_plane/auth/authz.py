@@ -29,6 +29,7 @@ class Action(StrEnum):
     PACK = "pack"
     VERIFY = "verify"
     HASH_UPDATE = "hash_update"
+    TRUST = "trust"
     OVERRIDE = "override"  # --allow-experimental/-deprecated/-downgrade, vouching tiers
     DEPRECATE = "deprecate"
 
@@ -88,11 +89,17 @@ def authorize(identity: Identity, action: Action) -> Role:
             if identity.provider == "oidc"
             else "in [authz.users]"
         )
+        hint = (
+            "map one of the token's claim values in [auth.oidc] role_map"
+            if identity.provider == "oidc"
+            else f"an admin adds {user} to [authz.users] in control_plane.toml"
+        )
         raise DeniedError(
             f"user {user} has no role {where}",
             actor=identity.user,
             action=action.value,
             reason="no role",
+            hint=hint,
         )
     for role in _STRENGTH:
         if role in roles and action in ROLE_ACTIONS[role]:
@@ -105,6 +112,7 @@ def authorize(identity: Identity, action: Action) -> Role:
         actor=identity.user,
         action=action.value,
         reason=reason,
+        hint="cpctl whoami lists the actions this token may take",
     )
 
 

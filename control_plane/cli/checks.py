@@ -21,7 +21,9 @@ def integrity_check(fast: bool, as_json: bool) -> object:
 
     Also reports whether MANIFEST.json is fresh, stale (a finding) or absent.
 
-    Example: cpctl integrity-check --json
+    \b
+    Example:
+      cpctl integrity-check --json
     """
     return lambda gate: gate.integrity_check(fast=fast)
 
@@ -32,7 +34,9 @@ def integrity_check(fast: bool, as_json: bool) -> object:
 def manifest(as_json: bool) -> object:
     """Regenerate MANIFEST.json from the registries (deterministic; no-op when unchanged).
 
-    Example: cpctl manifest && git diff MANIFEST.json
+    \b
+    Example:
+      cpctl manifest && git diff MANIFEST.json
     """
     return lambda gate: gate.manifest()
 
@@ -44,7 +48,9 @@ def manifest(as_json: bool) -> object:
 def verify(package_id: str | None, as_json: bool) -> object:
     """Check installed packages against their archives and recorded hashes.
 
-    Example: cpctl verify --id PKG-FMWK-100
+    \b
+    Example:
+      cpctl verify --id PKG-FMWK-100
     """
     return lambda gate: gate.verify(package_id)
 
@@ -57,7 +63,9 @@ def doctor(as_json: bool) -> object:
 
     Exit 1 when any check fails; warnings alone exit 0.
 
-    Example: cpctl doctor
+    \b
+    Example:
+      cpctl doctor
     """
     return lambda gate: gate.doctor()
 
@@ -69,7 +77,9 @@ def doctor(as_json: bool) -> object:
 def hash_update(path: str, as_json: bool) -> object:
     """Re-record a governed file's hash after an intentional change (admin).
 
-    Example: cpctl hash-update --path frameworks/FMWK-100_agent_development_standard.md
+    \b
+    Example:
+      cpctl hash-update --path frameworks/FMWK-100_agent_development_standard.md
     """
     return lambda gate: gate.hash_update(path)
 

@@ -40,6 +40,16 @@ def json_option(function: F) -> F:
     )(function)
 
 
+def passphrase_option(function: F) -> F:
+    """``--passphrase-file F``: the private key's passphrase is F's first line."""
+    return click.option(
+        "--passphrase-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="File whose first line is the private key's passphrase "
+        "(else CONTROL_PLANE_KEY_PASSPHRASE; none: an unencrypted key).",
+    )(function)
+
+
 def run(operation: Callable[[GateOperations], Result]) -> Callable[..., None]:
     """Call ``operation`` with this invocation's gate, render, and exit with the right code."""
     context = click.get_current_context()

@@ -16,14 +16,21 @@ from control_plane.operations import tokens
 def whoami(as_json: bool) -> object:
     """Show who the token identifies, the provider, the roles and the allowed actions.
 
-    Example: CONTROL_PLANE_TOKEN=alice:... cpctl whoami --json
+    \b
+    Example:
+      CONTROL_PLANE_TOKEN=alice:... cpctl whoami --json
     """
     return lambda gate: gate.whoami()
 
 
 @click.group()
 def token() -> None:
-    """Issue HMAC tokens (needs CONTROL_PLANE_SHARED_SECRET)."""
+    """Issue HMAC tokens (needs CONTROL_PLANE_SHARED_SECRET).
+
+    \b
+    Example:
+      export CONTROL_PLANE_TOKEN="$(cpctl token mint alice --ttl 8h)"
+    """
 
 
 @token.command()
@@ -36,7 +43,9 @@ def token() -> None:
 def mint(user: str, ttl: str | None, as_json: bool) -> object:
     """Mint a token for USER.
 
-    Example: CONTROL_PLANE_SHARED_SECRET=... cpctl token mint alice --ttl 8h
+    \b
+    Example:
+      CONTROL_PLANE_SHARED_SECRET=... cpctl token mint alice --ttl 8h
     """
     return lambda _gate: tokens.mint(os.environ, user, ttl)
 

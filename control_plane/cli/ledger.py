@@ -11,7 +11,12 @@ from control_plane.cli.context import command_runner, json_option
 
 @click.group()
 def ledger() -> None:
-    """Read and verify the append-only ledger."""
+    """Read and verify the append-only ledger; prove entries to an auditor.
+
+    \b
+    Example:
+      cpctl ledger verify
+    """
 
 
 @ledger.command()
@@ -23,7 +28,9 @@ def ledger() -> None:
 def show(since: int, as_json: bool) -> object:
     """List ledger entries.
 
-    Example: cpctl ledger show --since 10 --json
+    \b
+    Example:
+      cpctl ledger show --since 10 --json
     """
     return lambda gate: gate.ledger_show(since)
 
@@ -40,7 +47,9 @@ def verify_ledger(against: Path | None, as_json: bool) -> object:
     """Check every entry, link, Merkle root and checkpoint signature (exit 1 names the first
     bad entry).
 
-    Example: cpctl ledger verify --against saved-checkpoint.json
+    \b
+    Example:
+      cpctl ledger verify --against saved-checkpoint.json
     """
     return lambda gate: gate.ledger_verify(against)
 
@@ -60,7 +69,9 @@ def verify_ledger(against: Path | None, as_json: bool) -> object:
 def prove(seq: int | None, from_size: int | None, to_size: int | None, as_json: bool) -> object:
     """Print an RFC 9162 inclusion or consistency proof as JSON.
 
-    Example: cpctl ledger prove --seq 0 > proof.json
+    \b
+    Example:
+      cpctl ledger prove --seq 0 > proof.json
     """
     return lambda gate: gate.ledger_prove(seq=seq, from_size=from_size, to_size=to_size)
 
@@ -71,7 +82,9 @@ def prove(seq: int | None, from_size: int | None, to_size: int | None, as_json: 
 def checkpoint(as_json: bool) -> object:
     """Print the newest signed checkpoint (keep it to run verify --against later).
 
-    Example: cpctl ledger checkpoint > saved-checkpoint.json
+    \b
+    Example:
+      cpctl ledger checkpoint > saved-checkpoint.json
     """
     return lambda gate: gate.ledger_checkpoint()
 
@@ -89,7 +102,9 @@ def checkpoint(as_json: bool) -> object:
 def verify_proof(proof: Path, checkpoint_file: Path, key: Path | None, as_json: bool) -> object:
     """Check a saved proof against a saved signed checkpoint, offline.
 
-    Example: cpctl ledger verify-proof proof.json saved-checkpoint.json --key ledger.pub
+    \b
+    Example:
+      cpctl ledger verify-proof proof.json saved-checkpoint.json --key ledger.pub
     """
     return lambda gate: gate.ledger_verify_proof(proof, checkpoint_file, key=key)
 

@@ -7,16 +7,29 @@ import sys
 import click
 
 from control_plane import __version__
-from control_plane.cli import checks, identity, ledger, packages, registries, tiers
+from control_plane.cli import (
+    checks,
+    completion,
+    identity,
+    ids,
+    keys,
+    ledger,
+    lock,
+    packages,
+    registries,
+    tiers,
+    trust,
+)
 from control_plane.cli.context import Invocation, command_runner, json_option
 
 WORKFLOW = """\
-Control Plane: pack, install, audit. The everyday workflow:
-  cpctl init                                        # make this directory a root
-  cpctl pack --src frameworks/FMWK-100.md --id PKG-FMWK-100 --version 1.0.0
-  cpctl install --id PKG-FMWK-100                   # verify, inspect, install atomically
-  cpctl integrity-check && cpctl ledger verify      # prove the state and the history
-Run 'cpctl COMMAND --help' for one command, 'cpctl --help' for all of them."""
+Control Plane: pack, install, audit. The seed workflow, from the directory to govern:
+  cpctl init                                   # make this directory a root
+  cpctl pack --src frameworks/FMWK-100_agent_development_standard.md --id PKG-FMWK-100 --version 1.0.0
+  cpctl install --id PKG-FMWK-100              # verify, inspect, install atomically
+  cpctl integrity-check                        # files vs registries, Merkle root
+  cpctl ledger verify                          # every entry, link and signed checkpoint
+Run 'cpctl --help' for every command, 'cpctl COMMAND --help' for one (each has an example)."""
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +48,12 @@ Run 'cpctl COMMAND --help' for one command, 'cpctl --help' for all of them."""
 @click.version_option(__version__, prog_name="cpctl")
 @click.pass_context
 def cli(context: click.Context, root_flag: str | None, token: str | None) -> None:
-    """Govern a directory: verifiable archives, authenticated installs, an append-only ledger."""
+    """Govern a directory: verifiable archives, authenticated installs, an append-only ledger.
+
+    \b
+    Example:
+      cpctl --root /srv/cp integrity-check --json
+    """
     context.obj = Invocation(root_flag=root_flag, token=token)
     if context.invoked_subcommand is None:
         click.echo(WORKFLOW)
@@ -47,13 +65,28 @@ def cli(context: click.Context, root_flag: str | None, token: str | None) -> Non
 def init(as_json: bool) -> object:
     """Create a control plane root here (idempotent; never overwrites a file).
 
-    Example: cpctl --root /srv/cp init
+    \b
+    Example:
+      cpctl --root /srv/cp init
     """
     return lambda gate: gate.init()
 
 
-for module in (packages, registries, checks, ledger, identity, tiers):
+for module in (
+    packages,
+    registries,
+    checks,
+    ledger,
+    identity,
+    keys,
+    trust,
+    ids,
+    completion,
+    lock,
+    tiers,
+):
     module.register(cli)
+completion.complete_package_ids(cli)
 
 
 def main() -> None:

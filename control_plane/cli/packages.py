@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from control_plane.cli.context import command_runner, json_option
+from control_plane.cli.context import command_runner, json_option, passphrase_option
 from control_plane.trust_policy import Allowances
 
 OUTPUT_TYPES = click.Choice(["extension", "module", "external"])
@@ -61,6 +61,14 @@ def _allowances(experimental: bool, deprecated: bool, downgrade: bool) -> Allowa
 @click.option("--name", help="Archive name without .tar.gz (default: from the first --src).")
 @click.option("--force", is_flag=True, help="Overwrite an archive registered to another package.")
 @tier_option
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="KEYFILE",
+    help="Also write NAME.tar.gz.sig, signed with this PEM private key.",
+)
+@passphrase_option
 @json_option
 @command_runner
 def pack(
@@ -73,11 +81,15 @@ def pack(
     name: str | None,
     force: bool,
     tier: str | None,
+    sign_key: Path | None,
+    passphrase_file: Path | None,
     as_json: bool,
 ) -> object:
     """Pack files into a deterministic packages_store/NAME.tar.gz and register it.
 
-    Example: cpctl pack --src frameworks/FMWK-100_agent_development_standard.md --id PKG-FMWK-100 --version 1.0.0
+    \b
+    Example:
+      cpctl pack --src frameworks/FMWK-100_agent_development_standard.md --id PKG-FMWK-100 --version 1.0.0
     """
     return lambda gate: gate.pack(
         sources,
@@ -89,6 +101,8 @@ def pack(
         name=name,
         force=force,
         tier=tier,
+        sign=sign_key,
+        passphrase_file=passphrase_file,
     )
 
 
@@ -121,7 +135,9 @@ def create(
 ) -> object:
     """Admit an archive someone dropped into packages_store/ as a registry row (admin).
 
-    Example: cpctl create --archive packages_store/vendor_tool.tar.gz --id PKG-VENDOR-TOOL --version 2.1.0
+    \b
+    Example:
+      cpctl create --archive packages_store/vendor_tool.tar.gz --id PKG-VENDOR-TOOL --version 2.1.0
     """
     return lambda gate: gate.create(
         archive,
@@ -142,6 +158,16 @@ def create(
 @click.option("--id", "package_id", help="The package id.")
 @click.option("--force", is_flag=True, help="Overwrite files the package does not own.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="Install only as this signed registry manifest lists it (needs --id).",
+)
+@click.option(
+    "--locked",
+    is_flag=True,
+    help="Install exactly what control_plane.lock pins (no --id/--archive).",
+)
 @allow_options
 @json_option
 @command_runner
@@ -153,15 +179,33 @@ def install(
     allow_experimental: bool,
     allow_deprecated: bool,
     allow_downgrade: bool,
+    manifest: Path | None,
+    locked: bool,
     as_json: bool,
 ) -> object:
     """Verify, inspect and install a registered package atomically.
 
-    Example: cpctl install --id PKG-FMWK-100
+    \b
+    Example:
+      cpctl install --id PKG-FMWK-100
+      cpctl install --locked          # exactly what control_plane.lock pins
     """
     allow = _allowances(allow_experimental, allow_deprecated, allow_downgrade)
+    if locked:
+        if package_id is not None or archive is not None or manifest is not None:
+            raise click.UsageError(
+                "--locked installs the lock's pins; drop --id, --archive and --manifest"
+            )
+        if allow.flags():
+            raise click.UsageError("--locked installs the lock's pins; drop the --allow-* flags")
+        return lambda gate: gate.install_locked(force=force, dry_run=dry_run)
     return lambda gate: gate.install(
-        package_id=package_id, archive=archive, force=force, dry_run=dry_run, allow=allow
+        package_id=package_id,
+        archive=archive,
+        force=force,
+        dry_run=dry_run,
+        manifest=manifest,
+        allow=allow,
     )
 
 
@@ -183,7 +227,9 @@ def update(
 ) -> object:
     """Install the registered newer version of an installed package.
 
-    Example: cpctl update --id PKG-FMWK-100
+    \b
+    Example:
+      cpctl update --id PKG-FMWK-100
     """
     allow = _allowances(allow_experimental, allow_deprecated, allow_downgrade)
     return lambda gate: gate.update(package_id, force=force, dry_run=dry_run, allow=allow)
@@ -198,7 +244,9 @@ def update(
 def remove(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object:
     """Delete an installed package's files and drop its rows.
 
-    Example: cpctl remove --id PKG-FMWK-100
+    \b
+    Example:
+      cpctl remove --id PKG-FMWK-100
     """
     return lambda gate: gate.remove(package_id, force=force, dry_run=dry_run)
 

@@ -14,7 +14,9 @@ from control_plane.cli.context import command_runner, json_option
 def sync(dry_run: bool, as_json: bool) -> object:
     """Compile the registries into registries/compiled/registry.json.
 
-    Example: cpctl sync --dry-run --json
+    \b
+    Example:
+      cpctl sync --dry-run --json
     """
     return lambda gate: gate.sync(dry_run=dry_run)
 
@@ -25,7 +27,9 @@ def sync(dry_run: bool, as_json: bool) -> object:
 def validate(as_json: bool) -> object:
     """Check registry schema, ids, digests, routing and dependencies (exit 1 on findings).
 
-    Example: cpctl validate --json
+    \b
+    Example:
+      cpctl validate --json
     """
     return lambda gate: gate.validate()
 

@@ -186,7 +186,31 @@ def _(result: IntegrityResult) -> list[str]:
         f"{status}: {result.checked} checked, {len(result.mismatched)} mismatched, "
         f"{len(result.missing)} missing, {len(result.orphans)} orphans"
     )
-    return lines
+    return lines + _integrity_next_steps(result)
+
+
+def _integrity_next_steps(result: IntegrityResult) -> list[str]:
+    """What to run next for each kind of finding, naming the first file as the example."""
+    steps = []
+    changed = [path for path in result.mismatched if not path.startswith("packages_store/")]
+    if changed:
+        steps.append(
+            f"next: restore {changed[0]}, or after an intentional change: "
+            f"cpctl hash-update --path {changed[0]}"
+        )
+    if result.missing:
+        steps.append(
+            f"next: restore {result.missing[0]} (cpctl install --id ID --force puts back "
+            "a package's files)"
+        )
+    if result.orphans:
+        steps.append(
+            f"next: cpctl hash-update --path {result.orphans[0]} to govern it, delete it, "
+            "or add it to [integrity] exclude"
+        )
+    if result.manifest == "stale":
+        steps.append("next: cpctl manifest")
+    return steps
 
 
 @text.register

@@ -18,7 +18,10 @@ from control_plane.operations.deprecating import DeprecateResult
 def deprecate(package_id: str, replacement: str | None, undo: bool, as_json: bool) -> object:
     """Mark a package deprecated, naming its replacement; install then refuses it (admin).
 
-    Example: cpctl deprecate --id PKG-OLD-TOOL --replacement PKG-NEW-TOOL
+    \b
+    Example:
+      cpctl deprecate --id PKG-OLD-TOOL --replacement PKG-NEW-TOOL
+      cpctl deprecate --id PKG-OLD-TOOL --undo
     """
     return lambda gate: gate.deprecate(package_id, replacement=replacement, undo=undo)
 

@@ -13,6 +13,8 @@ from control_plane.fsutil import atomic_write_bytes
 from control_plane.hashing import hash_files
 from control_plane.layout import is_reserved
 from control_plane.merkle import state_root
+from control_plane.operations import revoking
+from control_plane.operations.hints import unknown_package
 from control_plane.operations.manifesting import ManifestState, manifest_state
 from control_plane.operations.results import HashUpdateResult, IntegrityResult
 from control_plane.operations.session import Session
@@ -196,6 +198,7 @@ def integrity_check(session: Session, *, fast: bool = False) -> IntegrityResult:
                     path, "unexpected-entry", f"{path} is a symbolic link or special file in scope"
                 )
             )
+    findings.extend(revoking.revocation_findings(session, packages))
     manifest, why = manifest_state(session, files, packages)
     if manifest is ManifestState.STALE:
         findings.append(Finding("MANIFEST.json", "manifest-stale", why))
@@ -220,7 +223,7 @@ def verify_packages(session: Session, package_id: str | None) -> IntegrityResult
     """See ``GateOperations.verify``."""
     packages = session.packages()
     if package_id is not None and package_id not in packages:
-        raise UsageError(f"unknown package {package_id}: no row in packages_registry.csv")
+        raise unknown_package(package_id, packages)
     chosen = {
         key: row
         for key, row in packages.items()

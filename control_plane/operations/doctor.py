@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from control_plane.errors import ControlPlaneError
 from control_plane.ledger import Ledger
 from control_plane.operations import checks, ledger_ops, views
+from control_plane.operations.doctor_trust import probe_keys, probe_policy
 from control_plane.operations.results import DoctorCheck, DoctorResult
 from control_plane.operations.session import Session
 
@@ -158,6 +159,8 @@ PROBES: tuple[Probe, ...] = (
     probe_registries,
     probe_store,
     probe_files,
+    probe_keys,
+    probe_policy,
 )
 
 

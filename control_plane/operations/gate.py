@@ -19,13 +19,19 @@ from control_plane.operations import (
     checks,
     doctor,
     installing,
+    manifest_trust,
     manifesting,
     packing,
     removing,
+    signatures,
     views,
 )
+from control_plane.operations.gate_ids import IdsGate
+from control_plane.operations.gate_keys import KeysGate
 from control_plane.operations.gate_ledger import LedgerGate
+from control_plane.operations.gate_lock import LockGate
 from control_plane.operations.gate_tiers import TiersGate
+from control_plane.operations.gate_trust import TrustGate
 from control_plane.operations.initialising import create_ledger_key, initialise
 from control_plane.operations.results import (
     ChangeResult,
@@ -43,7 +49,7 @@ from control_plane.operations.results import (
 from control_plane.trust_policy import NO_ALLOWANCES, Allowances, may_choose_tier, parse_tier
 
 
-class GateOperations(LedgerGate, TiersGate):
+class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate, LockGate, TiersGate):
     """Authenticated, authorised, ledgered operations on one control plane root.
 
     ``GateOperations(control_plane_root=Path('.'), token=token)``; the token may
@@ -88,16 +94,24 @@ class GateOperations(LedgerGate, TiersGate):
         name: str | None = None,
         force: bool = False,
         tier: str | None = None,
+        sign: Path | None = None,
+        passphrase_file: Path | None = None,
     ) -> PackResult:
         """Pack files/directories under the root into ``packages_store/NAME.tar.gz`` and register it.
 
-        ``tier`` defaults to the registered row's, else ``community``; choosing
-        ``community`` or ``verified`` explicitly vouches for the package (admin).
+        ``sign`` (a PEM private key) also writes ``NAME.tar.gz.sig``.  ``tier`` defaults to
+        the registered row's, else ``community``; choosing ``community`` or ``verified``
+        explicitly vouches for the package (admin).
         """
         chosen = None if tier is None else parse_tier(tier)
         if chosen is not None and not may_choose_tier(chosen, can_override=False):
             self._authorise_override(package_id, (f"--tier {chosen.value}",))
         with self._session(Action.PACK, package_id) as session:
+            signing_key = (
+                None
+                if sign is None
+                else signatures.load_signing_key(sign, passphrase_file, self.env)
+            )
             return packing.pack(
                 session,
                 sources,
@@ -109,6 +123,7 @@ class GateOperations(LedgerGate, TiersGate):
                 name=name,
                 force=force,
                 tier=chosen,
+                signing_key=signing_key,
             )
 
     def create(
@@ -146,14 +161,18 @@ class GateOperations(LedgerGate, TiersGate):
         force: bool = False,
         dry_run: bool = False,
         allow: Allowances = NO_ALLOWANCES,
+        manifest: Path | None = None,
     ) -> ChangeResult:
-        """Install a registered package (and its missing dependencies) atomically.
+        """Install a registered package (and its missing dependencies) atomically; with
+        ``manifest``, only as a signed registry manifest lists it (see ``registry_verify``).
 
         ``allow`` lifts the experimental, deprecated and downgrade refusals (admin only).
         """
         target = package_id or (str(archive) if archive else "")
         self._authorise_override(target, allow.flags())
         with self._session(Action.INSTALL, target) as session:
+            if manifest is not None:
+                session.manifest = manifest_trust.pin_manifest(session, manifest, package_id)
             return installing.install(
                 session,
                 package_id=package_id,

@@ -9,11 +9,14 @@ from control_plane.archive import DirectorySink, MemberRecord, read_archive
 from control_plane.dependencies import install_order
 from control_plane.digests import parse_digest, sha256_file
 from control_plane.errors import ConflictError, UnsafeArchiveError, UsageError
+from control_plane.operations import locking, manifest_trust
 from control_plane.operations.admission import admit
+from control_plane.operations.hints import unknown_package
 from control_plane.operations.packing import check_sidecar, store_archive_path
 from control_plane.operations.placement import PathGuard, Plan, destination, modified_targets
 from control_plane.operations.results import ChangeResult, PackageChange
 from control_plane.operations.session import Session
+from control_plane.operations.signatures import check_signature
 from control_plane.registry import FileRow, PackageRow, file_row_id, validate_package_id
 from control_plane.transaction import Transaction
 from control_plane.trust_policy import NO_ALLOWANCES, Allowances
@@ -23,7 +26,7 @@ _SHOWN = 5  # conflicts named in one error line
 
 def _stage(
     session: Session, txn: Transaction, row: PackageRow, index: int
-) -> tuple[tuple[MemberRecord, ...], Path]:
+) -> tuple[tuple[MemberRecord, ...], Path, str | None]:
     # A registry source is root-relative, never relative to the caller's working directory.
     archive = store_archive_path(session, session.layout.root / row.source)
     stage = txn.stage / f"p{index}"
@@ -41,7 +44,8 @@ def _stage(
             progress=advance,
         )
     check_sidecar(archive, scan.sha256)
-    return scan.members, stage
+    signer = check_signature(session, row, archive)  # over the bytes just digest-checked
+    return scan.members, stage, signer
 
 
 def _plan_package(
@@ -55,9 +59,9 @@ def _plan_package(
     force: bool,
 ) -> Plan:
     base, external = destination(session, row)
-    members, stage = _stage(session, txn, row, index)
+    members, stage, signer = _stage(session, txn, row, index)
     status = "installed" if row.installed_digest is None else "updated"
-    plan = Plan(row=row, base=base, external=external, status=status)
+    plan = Plan(row=row, base=base, external=external, status=status, signer=signer)
     guard = PathGuard(session, base, external)
     conflicts: list[str] = []
     for member in members:
@@ -115,10 +119,7 @@ def _resolve_row(
         validate_package_id(package_id)
         row = packages.get(package_id)
         if row is None:
-            raise UsageError(
-                f"unknown package {package_id}: no row in packages_registry.csv",
-                hint="cpctl pack or cpctl create it first",
-            )
+            raise unknown_package(package_id, packages)
     if archive is not None:
         source = session.layout.relative(store_archive_path(session, archive))
         if row is None:
@@ -154,6 +155,7 @@ def install(
     """See ``GateOperations.install``."""
     packages = session.packages()
     row = _resolve_row(session, packages, package_id, archive)
+    locking.refuse_drift(session, force=force)
     if row.installed_digest is not None and not force:
         if _is_current(row):
             unchanged = PackageChange(
@@ -187,7 +189,8 @@ def update(
     packages = session.packages()
     row = packages.get(package_id)
     if row is None:
-        raise UsageError(f"unknown package {package_id}: no row in packages_registry.csv")
+        raise unknown_package(package_id, packages)
+    locking.refuse_drift(session, force=force)
     if row.installed_digest is None:
         raise ConflictError(
             f"{package_id} is not installed", hint=f"cpctl install --id {package_id}"
@@ -216,18 +219,19 @@ def _install_closure(
     dry_run: bool,
     action: str,
     allow: Allowances = NO_ALLOWANCES,
+    targets: tuple[str, ...] = (),
 ) -> ChangeResult:
-    order = install_order([package_id], packages)
+    """Install ``targets`` (default: ``package_id``, the ledger target) and missing dependencies."""
+    targets = targets or (package_id,)
+    order = install_order(targets, packages)
     wanted = [
-        packages[pid]
-        for pid in order
-        if pid == package_id or packages[pid].installed_digest is None
+        packages[pid] for pid in order if pid in targets or packages[pid].installed_digest is None
     ]
     admit(session, wanted, allow)  # tiers, deprecation, downgrades: before anything is staged
     for pid in order:
         dep = packages[pid]
         if (
-            pid != package_id
+            pid not in targets
             and dep.installed_digest is not None
             and dep.installed_digest != dep.digest
         ):
@@ -242,6 +246,7 @@ def _install_closure(
             _plan_package(session, txn, row, index, files=files, claimed=claimed, force=force)
             for index, row in enumerate(wanted)
         ]
+        manifest_trust.admit(session, txn, [plan.row for plan in plans])
         for plan in plans:
             _plan_deletions(session, plan, files, force)
         if dry_run:
@@ -253,6 +258,8 @@ def _install_closure(
         for plan in plans:
             _stage_plan(txn, session.layout.root, plan, files, packages)
         session.stage_registries(txn, packages=packages, files=files)
+        external = {plan.row.id: plan.owned for plan in plans if plan.external}
+        locking.stage_lock(session, txn, packages, files, external)
         record = session.record(
             package_id,
             digests={plan.row.id: plan.row.digest for plan in plans},
@@ -334,6 +341,7 @@ def _ledger_detail(plan: Plan) -> dict[str, object]:
         "written": len(plan.written) + len(plan.overwritten),
         "adopted": len(plan.adopted),
         "deleted": len(plan.deleted),
+        "signer": plan.signer,
     }
     if plan.external:
         # External deliveries are outside registries and integrity scope: the ledger is their record.

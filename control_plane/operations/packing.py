@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from control_plane.archive import collect_sources, read_archive, write_archive
 from control_plane.digests import digests_equal, format_digest, parse_sidecar, sidecar_text
 from control_plane.errors import ConflictError, DigestMismatchError, UsageError
+from control_plane.operations import signatures
 from control_plane.operations.results import CreateResult, PackResult
 from control_plane.operations.session import Session
 from control_plane.registry import (
@@ -20,6 +21,7 @@ from control_plane.registry import (
     parse_dependency,
     validate_package_id,
 )
+from control_plane.signing import PrivateKey
 from control_plane.transaction import Transaction
 from control_plane.trust_policy import DEFAULT_TIER
 from control_plane.versions import parse_version
@@ -85,7 +87,7 @@ def _drop_stale_archive(
         return
     if any(row.source == previous.source for row in packages.values() if row.id != previous.id):
         return
-    for rel in (previous.source, previous.source + ".sha256"):
+    for rel in (previous.source, previous.source + ".sha256", previous.source + ".sig"):
         path = session.layout.root / rel
         if path.is_file():
             txn.delete(path)
@@ -103,6 +105,7 @@ def pack(
     name: str | None,
     force: bool,
     tier: Tier | None = None,
+    signing_key: PrivateKey | None = None,
 ) -> PackResult:
     """See ``GateOperations.pack``."""
     validate_package_id(package_id)
@@ -131,6 +134,7 @@ def pack(
                 hint="choose another --name, or pass --force",
             )
     total = sum(entry.path.stat().st_size for entry in entries if not entry.is_dir)
+    signer = None if signing_key is None else signatures.refuse_revoked_signer(session, signing_key)
     txn = session.begin()
     try:
         staged = txn.stage / archive_name
@@ -144,6 +148,14 @@ def pack(
             store / (archive_name + ".sha256"), sidecar_text(packed.sha256, archive_name).encode()
         )
         digest = format_digest(packed.sha256)
+        _stage_signature(
+            txn,
+            session,
+            archive=store / archive_name,
+            hex_sha256=packed.sha256,
+            signing_key=signing_key,
+            previous=previous,
+        )
         row = PackageRow(
             id=package_id,
             name=archive_name.removesuffix(ARCHIVE_SUFFIX),
@@ -171,6 +183,7 @@ def pack(
                 "archive": source,
                 "files": packed.files,
                 "tier": row.tier.value,
+                "signer": signer,
             },
             txn=txn,
         )
@@ -186,8 +199,33 @@ def pack(
         files=packed.files,
         content_bytes=packed.content_bytes,
         dependencies=tuple(str(dep) for dep in dependencies),
+        signer=signer,
         warnings=tuple(session.warnings),
     )
+
+
+def _stage_signature(
+    txn: Transaction,
+    session: Session,
+    *,
+    archive: Path,
+    hex_sha256: str,
+    signing_key: PrivateKey | None,
+    previous: PackageRow | None,
+) -> None:
+    """Write ``NAME.tar.gz.sig`` when signing; drop one that no longer covers the archive."""
+    sig_path = signatures.signature_path(archive)
+    if signing_key is not None:
+        txn.put_bytes(sig_path, signatures.signature_bytes(signing_key, hex_sha256))
+        return
+    unchanged = previous is not None and digests_equal(
+        previous.digest.removeprefix("sha256:"), hex_sha256
+    )
+    if sig_path.is_file() and not unchanged:
+        txn.delete(sig_path)
+        session.warnings.append(
+            f"removed {session.layout.relative(sig_path)}: it signed the previous archive"
+        )
 
 
 def store_archive_path(session: Session, archive: Path) -> Path:
@@ -266,7 +304,10 @@ def create(
         )
     for row in packages.values():
         if row.source == source and row.id != package_id:
-            raise ConflictError(f"{source} is already registered as {row.id}")
+            raise ConflictError(
+                f"{source} is already registered as {row.id}",
+                hint=f"cpctl install --id {row.id} installs it; a new package needs its own archive",
+            )
     with path.open("rb") as handle, session.progress("inspecting", path.stat().st_size) as advance:
         scan = read_archive(handle, limits=session.archive_limits, progress=advance)
     sidecar_present = check_sidecar(path, scan.sha256)

@@ -29,6 +29,7 @@ class Plan:
     adopted: list[str] = field(default_factory=list)
     overwritten: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    signer: str | None = None
 
     def change(self, status: str | None = None) -> PackageChange:
         return PackageChange(
@@ -42,6 +43,7 @@ class Plan:
             adopted=tuple(self.adopted),
             deleted=tuple(self.deleted),
             overwritten=tuple(self.overwritten),
+            signer=self.signer,
         )
 
 
@@ -90,7 +92,8 @@ class PathGuard:
                 )
             if parent.exists() and not parent.is_dir():
                 raise ConflictError(
-                    f"{self.display(parent)} is a file where the package needs a directory"
+                    f"{self.display(parent)} is a file where the package needs a directory",
+                    hint=f"move {self.display(parent)} away, then install again",
                 )
             self.checked.add(parent)
 

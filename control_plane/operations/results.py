@@ -56,6 +56,7 @@ class PackResult(Result):
     files: int
     content_bytes: int
     dependencies: tuple[str, ...]
+    signer: str | None = None  # key id of the pack --sign key
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -66,6 +67,7 @@ class PackResult(Result):
             "files": self.files,
             "content_bytes": self.content_bytes,
             "dependencies": list(self.dependencies),
+            "signer": self.signer,
         }
 
 
@@ -102,6 +104,7 @@ class PackageChange:
     adopted: tuple[str, ...] = ()
     deleted: tuple[str, ...] = ()
     overwritten: tuple[str, ...] = ()
+    signer: str | None = None  # key id whose signature verified, None when unsigned
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +118,7 @@ class PackageChange:
             "adopted": list(self.adopted),
             "deleted": list(self.deleted),
             "overwritten": list(self.overwritten),
+            "signer": self.signer,
         }
 
 

@@ -41,6 +41,7 @@ from control_plane.registry import (
     parse_files,
     parse_packages,
 )
+from control_plane.registry_manifest import PinnedManifest
 from control_plane.transaction import Transaction, recover
 
 # Names of environment variables, not secrets.
@@ -129,6 +130,7 @@ class Session:
     ledger: Ledger
     progress: ProgressFactory = no_progress
     warnings: list[str] = field(default_factory=list)
+    manifest: PinnedManifest | None = None  # install --manifest: every package must match it
 
     @property
     def archive_limits(self) -> ArchiveLimits:

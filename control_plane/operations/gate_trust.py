@@ -1,0 +1,78 @@
+"""``GateOperations`` methods for the signed registry manifest and the revocation list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from control_plane.auth import Action
+from control_plane.operations import manifest_trust, revoking
+from control_plane.operations.gate_core import GateCore
+from control_plane.revocations import RevocationKind
+
+
+class TrustGate(GateCore):
+    """registry export/sign/verify, revoke and revocations."""
+
+    def registry_export(
+        self,
+        out: Path | None = None,
+        *,
+        expires_in: int | None = None,
+        expires: str | None = None,
+        version: int | None = None,
+        sign_keys: Sequence[Path] = (),
+        passphrase_file: Path | None = None,
+    ) -> manifest_trust.ManifestExportResult:
+        """Write the canonical registry manifest (default ``registries/registry.manifest.v1.json``),
+        signed by each of ``sign_keys``; the version defaults to the previous one + 1 (admin)."""
+        with self._session(Action.TRUST, "registry-manifest") as session:
+            return manifest_trust.export(
+                session,
+                out,
+                expires_in=expires_in,
+                expires=expires,
+                version=version,
+                sign_keys=sign_keys,
+                passphrase_file=passphrase_file,
+                env=self.env,
+            )
+
+    def registry_sign(
+        self, manifest: Path, key: Path, *, passphrase_file: Path | None = None
+    ) -> manifest_trust.ManifestSignResult:
+        """Append a detached signature by ``key`` to ``MANIFEST.sigs`` (offline: the private
+        key is the authority; nothing in the root changes)."""
+        return manifest_trust.sign(manifest, key, passphrase_file, self.env)
+
+    def registry_verify(self, manifest: Path) -> manifest_trust.ManifestVerifyResult:
+        """Check a manifest offline: a threshold of distinct trusted, unrevoked keys signed
+        these exact bytes, the schema, and the expiry.  Raises ``ManifestError`` (exit 5)."""
+        return manifest_trust.verify(self.layout, self.config, manifest)
+
+    def revoke(
+        self,
+        kind: RevocationKind,
+        value: str,
+        *,
+        reason: str,
+        key: Path,
+        passphrase_file: Path | None = None,
+    ) -> revoking.RevokeResult:
+        """Append a revocation (``ID@VERSION``, ``sha256:HEX`` digest or key id) to the signed
+        revocation list, re-signing it with ``key`` (admin)."""
+        with self._session(Action.TRUST, f"{kind.value}:{value}") as session:
+            return revoking.revoke(
+                session,
+                kind,
+                value,
+                reason,
+                key_path=key,
+                passphrase_file=passphrase_file,
+                env=self.env,
+            )
+
+    def revocations(self) -> revoking.RevocationsResult:
+        """The verified revocation list."""
+        with self._session(Action.VERIFY, "revocations") as session:
+            return revoking.show(session)
