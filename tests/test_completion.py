@@ -155,3 +155,25 @@ def test_id_options_still_take_any_string(packed: Path, cpctl: CliFn) -> None:
     outcome = cpctl("install", "--id", "PKG-DOCS", root=packed)
     assert outcome.exit_code == 0, outcome.stderr
     assert "--id ID" in cpctl("install", "--help").stdout
+
+
+def test_the_shell_complete_api_offers_ids_with_descriptions(
+    two_packages: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.shell_completion import ShellComplete
+
+    monkeypatch.chdir(two_packages)
+    completer = ShellComplete(cli, {}, "cpctl", "_CPCTL_COMPLETE")
+    items = completer.get_completions(["update", "--id"], "PKG-D")
+    assert [(item.value, item.help) for item in items] == [
+        ("PKG-DATA", "data 0.1.0"),
+        ("PKG-DOCS", "docs 0.1.0"),
+    ]
+
+
+def test_rows_without_a_valid_id_are_not_offered(two_packages: Path, complete: Complete) -> None:
+    registry = two_packages / "registries" / "packages_registry.csv"
+    with registry.open("a", encoding="utf-8") as handle:
+        handle.write("PKG-bad id!,x,1.0.0,,,,,,,,,\n")  # not an id
+        handle.write("PKG-RAGGED,x\n")  # too few cells
+    assert complete("cpctl install --id PKG-", cwd=two_packages) == ["PKG-DATA", "PKG-DOCS"]
