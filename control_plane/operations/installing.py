@@ -246,7 +246,7 @@ def _install_closure(
             _plan_package(session, txn, row, index, files=files, claimed=claimed, force=force)
             for index, row in enumerate(wanted)
         ]
-        manifest_trust.admit(session, txn, [plan.row for plan in plans])
+        manifest_trust.admit(session, txn, plans)
         for plan in plans:
             _plan_deletions(session, plan, files, force)
         if dry_run:
