@@ -133,6 +133,7 @@ def _trust(state: Exercised, run: Runner, base: Path) -> None:
     run("keys-list", "keys", "list")
     run("keys-revoke", "keys", "revoke", "delta")
     run("sign", "sign", "--id", "PKG-BASE", "--key", str(keys_dir / "gamma.key"))
+    run("deprecate", "deprecate", "--id", "PKG-VENDOR-TOOL", "--replacement", "PKG-DOCS")
     run("lock", "lock")
     run("drift", "drift")
     run("ids-mint", "ids", "mint", "--kind", "document", "--path", "docs/guide.md")

@@ -42,7 +42,7 @@ EXPECTED_SCHEMA = {
     "revoke": "revoke", "revoke-again": "revoke", "revocations": "revocations-show",
     "error-rejected": "error", "keys-generate": "key-generate",
     "keys-generate-p256": "key-generate", "keys-trust": "key-change", "keys-list": "keys",
-    "keys-revoke": "key-change", "sign": "sign", "lock": "lock-write", "drift": "drift",
+    "keys-revoke": "key-change", "sign": "sign", "deprecate": "deprecate", "lock": "lock-write", "drift": "drift",
     "ids-mint": "ids-mint", "ids-validate": "ids-validate",
     "ids-build-registry": "ids-registry", "ids-build-registry-check": "ids-registry",
 }  # fmt: skip

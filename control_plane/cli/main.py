@@ -18,6 +18,7 @@ from control_plane.cli import (
     packages,
     registries,
     schemas,
+    tiers,
     trust,
 )
 from control_plane.cli.context import Invocation, command_runner, json_option
@@ -84,6 +85,7 @@ for module in (
     completion,
     lock,
     schemas,
+    tiers,
 ):
     module.register(cli)
 completion.complete_package_ids(cli)
