@@ -27,7 +27,9 @@ def schema(name: str | None, list_all: bool, as_json: bool) -> object:
     NAME is a schema name (control-plane.NAME/N, as in the "schema" member of
     every --json output), a file name, or a short name for its newest version.
 
-    Example: cpctl schema integrity > integrity.schema.json
+    \b
+    Example:
+      cpctl schema integrity > integrity.schema.json
     """
 
     def operation(_gate: object) -> Result:
