@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from control_plane import signing
+from control_plane.auth import mint_hmac_token
 from tests.conftest import CliFn, snapshot, write
 
 LIST = "registries/revocations.json"
@@ -254,3 +255,27 @@ def test_a_revoked_key_no_longer_counts_for_a_manifest(
     )
     assert outcome.exit_code == 5 and "signed by 0 distinct trusted" in outcome.stderr
     assert snapshot(keyed) == before
+
+
+def test_only_admins_revoke(keyed: Path, cpctl: CliFn) -> None:
+    secret = "correct horse battery staple 0123456789"
+    config = keyed / "control_plane.toml"
+    text = config.read_text().replace('provider = "passthrough"', 'provider = "hmac"')
+    config.write_text(text.replace("[authz.users]\n", '[authz.users]\nmona = "maintainer"\n'))
+    before = snapshot(keyed, include_ledger=False)
+    outcome = cpctl(
+        "--token",
+        mint_hmac_token(secret.encode(), "mona"),
+        "revoke",
+        "--package",
+        "PKG-DOCS@1.0.0",
+        "--reason",
+        "r",
+        "--key",
+        admin_key(keyed),
+        root=keyed,
+        cwd=keyed,
+        env={"CONTROL_PLANE_SHARED_SECRET": secret},
+    )
+    assert outcome.exit_code == 3 and "may not trust" in outcome.stderr
+    assert snapshot(keyed, include_ledger=False) == before

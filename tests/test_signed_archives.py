@@ -472,3 +472,11 @@ def test_through_gate_operations(sources: Path) -> None:
     assert gate.keys_revoke(made.key_id).changed
     with pytest.raises(SignatureError, match="revoked"):
         gate.install(package_id="PKG-DOCS", force=True)
+
+
+def test_text_output_names_the_signer(sources: Path, cpctl: CliFn) -> None:
+    key = new_key(sources, "release")
+    packed = pack(cpctl, sources, "--sign", str(key))
+    assert f"signed {SIG} with key {key_id_of(key)}" in packed.stdout
+    installed = cpctl("install", "--id", "PKG-DOCS", root=sources)
+    assert f"signature verified: key {key_id_of(key)}" in installed.stdout
