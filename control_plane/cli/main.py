@@ -38,6 +38,7 @@ Run 'cpctl --help' for every command, 'cpctl COMMAND --help' for one (each has a
     "--root",
     "root_flag",
     metavar="DIR",
+    shell_complete=completion.complete_directories,
     help="The control plane root (else CONTROL_PLANE_ROOT, else the nearest ancestor with control_plane.toml).",
 )
 @click.option(
