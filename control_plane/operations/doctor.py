@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from control_plane.errors import ControlPlaneError
 from control_plane.ledger import Ledger
 from control_plane.operations import checks, ledger_ops, views
+from control_plane.operations.doctor_lock import probe_lock
 from control_plane.operations.doctor_trust import probe_keys, probe_policy
 from control_plane.operations.results import DoctorCheck, DoctorResult
+from control_plane.operations.revoking import probe_revocations
 from control_plane.operations.session import Session
 
 _SHOWN = 3  # findings quoted in one summary line
@@ -161,6 +163,8 @@ PROBES: tuple[Probe, ...] = (
     probe_files,
     probe_keys,
     probe_policy,
+    probe_revocations,
+    probe_lock,
 )
 
 

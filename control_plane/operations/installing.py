@@ -10,6 +10,7 @@ from control_plane.dependencies import install_order
 from control_plane.digests import parse_digest, sha256_file
 from control_plane.errors import ConflictError, UnsafeArchiveError, UsageError
 from control_plane.operations import locking, manifest_trust
+from control_plane.operations.admission import admit
 from control_plane.operations.hints import unknown_package
 from control_plane.operations.packing import check_sidecar, store_archive_path
 from control_plane.operations.placement import PathGuard, Plan, destination, modified_targets
@@ -18,6 +19,7 @@ from control_plane.operations.session import Session
 from control_plane.operations.signatures import check_signature
 from control_plane.registry import FileRow, PackageRow, file_row_id, validate_package_id
 from control_plane.transaction import Transaction
+from control_plane.trust_policy import NO_ALLOWANCES, Allowances
 
 _SHOWN = 5  # conflicts named in one error line
 
@@ -142,7 +144,13 @@ def _is_current(row: PackageRow) -> bool:
 
 
 def install(
-    session: Session, *, package_id: str | None, archive: Path | None, force: bool, dry_run: bool
+    session: Session,
+    *,
+    package_id: str | None,
+    archive: Path | None,
+    force: bool,
+    dry_run: bool,
+    allow: Allowances = NO_ALLOWANCES,
 ) -> ChangeResult:
     """See ``GateOperations.install``."""
     packages = session.packages()
@@ -164,11 +172,18 @@ def install(
             hint=f"cpctl update --id {row.id}",
         )
     return _install_closure(
-        session, packages, row.id, force=force, dry_run=dry_run, action="install"
+        session, packages, row.id, force=force, dry_run=dry_run, action="install", allow=allow
     )
 
 
-def update(session: Session, package_id: str, *, force: bool, dry_run: bool) -> ChangeResult:
+def update(
+    session: Session,
+    package_id: str,
+    *,
+    force: bool,
+    dry_run: bool,
+    allow: Allowances = NO_ALLOWANCES,
+) -> ChangeResult:
     """See ``GateOperations.update``."""
     validate_package_id(package_id)
     packages = session.packages()
@@ -190,12 +205,8 @@ def update(session: Session, package_id: str, *, force: bool, dry_run: bool) -> 
             dry_run=dry_run,
             warnings=tuple(session.warnings),
         )
-    if row.installed_version is not None and row.version < row.installed_version:
-        raise ConflictError(
-            f"{package_id}: registered version {row.version} is older than installed {row.installed_version}; refusing to downgrade"
-        )
     return _install_closure(
-        session, packages, package_id, force=force, dry_run=dry_run, action="update"
+        session, packages, package_id, force=force, dry_run=dry_run, action="update", allow=allow
     )
 
 
@@ -207,6 +218,7 @@ def _install_closure(
     force: bool,
     dry_run: bool,
     action: str,
+    allow: Allowances = NO_ALLOWANCES,
     targets: tuple[str, ...] = (),
 ) -> ChangeResult:
     """Install ``targets`` (default: ``package_id``, the ledger target) and missing dependencies."""
@@ -215,6 +227,7 @@ def _install_closure(
     wanted = [
         packages[pid] for pid in order if pid in targets or packages[pid].installed_digest is None
     ]
+    admit(session, wanted, allow)  # tiers, deprecation, downgrades: before anything is staged
     for pid in order:
         dep = packages[pid]
         if (
@@ -233,7 +246,7 @@ def _install_closure(
             _plan_package(session, txn, row, index, files=files, claimed=claimed, force=force)
             for index, row in enumerate(wanted)
         ]
-        manifest_trust.admit(session, txn, [plan.row for plan in plans])
+        manifest_trust.admit(session, txn, plans)
         for plan in plans:
             _plan_deletions(session, plan, files, force)
         if dry_run:
