@@ -181,12 +181,16 @@ def test_dry_run_is_refused_the_same_way(tiered: Path, cpctl: CliFn) -> None:
     assert outcome.exit_code == 5
 
 
-def test_an_admin_override_is_recorded_as_a_notice(tiered: Path, cpctl: CliFn) -> None:
-    flags = ("--allow-experimental",)
+def test_an_admin_override_is_a_notice_and_in_the_ledger(tiered: Path, cpctl: CliFn) -> None:
+    flags = ("--allow-experimental", "--allow-deprecated")
     outcome = run_as(cpctl, tiered, "alice", "install", "--id", "PKG-EXPERIMENTAL", *flags)
     assert outcome.exit_code == 0
     assert "experimental, installed because of --allow-experimental" in outcome.stderr
-    assert ledger_entries(tiered)[-1]["actor"] == "alice"
+    entry = ledger_entries(tiered)[-1]
+    assert entry["actor"] == "alice" and entry["action"] == "install"
+    assert entry["details"]["overrides"] == list(flags)
+    assert run_as(cpctl, tiered, "alice", "install", "--id", "PKG-VERIFIED").exit_code == 0
+    assert "overrides" not in ledger_entries(tiered)[-1]["details"]
 
 
 # -- choosing tiers ---------------------------------------------------------------
@@ -314,6 +318,15 @@ def _as_legacy(root: Path) -> None:
     kept = [",".join(f for i, f in enumerate(line.split(",")) if i not in drop) for line in lines]
     assert kept[0] == ",".join(LEGACY_PACKAGE_COLUMNS)
     path.write_text("".join(line + "\n" for line in kept))
+
+
+def test_validate_reports_a_replacement_that_is_not_registered(packed: Path, cpctl: CliFn) -> None:
+    path = packed / "registries/packages_registry.csv"
+    path.write_text(path.read_text().replace(",false,,", ",true,PKG-GONE,"))
+    outcome = cpctl("validate", "--json", root=packed)
+    assert outcome.exit_code == 1
+    [finding] = outcome.json()["findings"]
+    assert finding["rule"] == "replacement-unknown" and "PKG-GONE" in finding["message"]
 
 
 def test_a_legacy_registry_still_reads_and_is_rewritten_in_the_new_form(
