@@ -376,3 +376,10 @@ def test_validate_checks_the_trust_columns(
     install = cpctl("install", "--id", "PKG-DOCS", root=packed)
     assert install.exit_code == 2
     assert snapshot(packed) == before
+
+
+def test_locked_install_takes_no_allow_flags(packed: Path, cpctl: CliFn) -> None:
+    before = snapshot(packed)
+    outcome = cpctl("install", "--locked", "--allow-experimental", root=packed)
+    assert outcome.exit_code == 2 and "--allow-*" in outcome.stderr
+    assert snapshot(packed) == before
