@@ -152,6 +152,49 @@ def test_a_broken_root_fails_naming_the_check(
     assert snapshot(good_root) == before  # an audit writes nothing into the root
 
 
+@pytest.fixture
+def locked_root(good_root: Path, cpctl: CliFn) -> Path:
+    outcome = cpctl("lock", root=good_root)
+    assert outcome.exit_code == 0, outcome.stderr
+    return good_root
+
+
+def test_a_locked_root_is_also_checked_for_drift(locked_root: Path, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    result = _audit(str(locked_root), str(reports))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok      cpctl drift" in result.stdout
+    assert json.loads((reports / "drift.json").read_text(encoding="utf-8"))["ok"] is True
+
+
+def test_drift_from_the_lock_fails_the_audit(
+    locked_root: Path, tmp_path: Path, cpctl: CliFn
+) -> None:
+    # The registry moves on (a new version registered) while the lock still pins the old one.
+    write(locked_root / "docs" / "new.md", "new\n")
+    packed = cpctl(
+        "pack", "--src", "docs", "--id", "PKG-DOCS", "--version", "2.0.0", root=locked_root,
+        cwd=locked_root,
+    )  # fmt: skip
+    assert packed.exit_code == 0, packed.stderr
+    (locked_root / "docs" / "new.md").unlink()
+    result = _audit(str(locked_root), str(tmp_path / "reports"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary == "cpctl-audit: failed: drift (exit 1)"
+    assert "[registry-changed]" in result.stderr
+
+
+def test_stale_reports_of_an_earlier_run_are_removed(
+    locked_root: Path, good_root: Path, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports"
+    assert _audit(str(locked_root), str(reports)).returncode == 0
+    (locked_root / "control_plane.lock").unlink()
+    assert _audit(str(good_root), str(reports)).returncode == 0
+    assert not (reports / "drift.json").exists()
+
+
 def test_the_failure_log_names_the_findings(good_root: Path, tmp_path: Path) -> None:
     _drift_file(good_root)
     _orphan(good_root)
@@ -203,6 +246,42 @@ def test_the_github_action_installs_audits_and_uploads_even_on_failure() -> None
     assert steps.index(install) < steps.index(audit)
 
 
+def _expand(text: str, values: dict[str, str]) -> str:
+    return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda match: values[match[1]], text)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["good-root", "broken-registry"])
+def test_the_action_audit_step_runs_as_written(
+    good_root: Path, tmp_path: Path, broken: bool
+) -> None:
+    """The step's own bash and env, as a runner would give them (setup and upload are GitHub's)."""
+    action = _load(CI / "github" / "action.yml")
+    step = next(step for step in action["runs"]["steps"] if step.get("id") == "audit")
+    runner_temp, output = tmp_path / "runner-temp", tmp_path / "github-output"
+    runner_temp.mkdir()
+    values = {"inputs.root": ".", "inputs.token": "", "runner.temp": str(runner_temp)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROL_PLANE_", "CPCTL"))}
+    env.update({name: _expand(str(value), values) for name, value in step["env"].items()})
+    env["GITHUB_ACTION_PATH"] = str(CI / "github")
+    env["GITHUB_OUTPUT"] = str(output)
+    env["PATH"] = f"{_bin_dir()}{os.pathsep}{env.get('PATH', '')}"
+    if broken:
+        _break_registry(good_root)
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=good_root,  # the workspace: root "." is the checkout
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == (1 if broken else 0), result.stdout + result.stderr
+    reports = runner_temp / "cpctl-reports"
+    assert output.read_text(encoding="utf-8") == f"reports={reports}\n"
+    assert sorted(path.name for path in reports.glob("*.json")) == sorted(REPORTS)
+
+
 def test_the_example_workflow_checks_out_and_uses_the_action() -> None:
     workflow = _load(CI / "github" / "example-workflow.yml")
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
@@ -224,7 +303,9 @@ def test_the_gitlab_job_keeps_reports_always_and_runs_the_script() -> None:
     assert job["artifacts"]["paths"] == ["cpctl-reports/"]
     script = "\n".join(job["script"])
     assert "pip install" in script
-    assert "ci/cpctl-audit.sh" in script
+    clone = re.search(r'git clone .*"\$CPCTL_REPO" (\S+)', script)
+    assert clone, script
+    assert f"bash {clone[1]}/ci/cpctl-audit.sh" in script  # the script of the tool just cloned
 
 
 # --- pre-commit ------------------------------------------------------------------------------

@@ -177,3 +177,39 @@ def test_rows_without_a_valid_id_are_not_offered(two_packages: Path, complete: C
         handle.write("PKG-bad id!,x,1.0.0,,,,,,,,,\n")  # not an id
         handle.write("PKG-RAGGED,x\n")  # too few cells
     assert complete("cpctl install --id PKG-", cwd=two_packages) == ["PKG-DATA", "PKG-DOCS"]
+
+
+def test_root_completes_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"_CPCTL_COMPLETE": "bash_complete", "COMP_WORDS": "cpctl --root ro", "COMP_CWORD": "2"}
+    result = CliRunner().invoke(cli, [], prog_name="cpctl", env=env, catch_exceptions=False)
+    assert result.stdout.splitlines() == ["dir,ro"]  # bash then lists matching directories
+
+
+def test_the_bash_script_completes_ids_in_a_real_bash(two_packages: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    cpctl_bin = shutil.which("cpctl", path=str(Path(sys.executable).parent))
+    bash = shutil.which("bash")
+    if cpctl_bin is None or bash is None:
+        pytest.skip("needs bash and an installed cpctl")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROL_PLANE_")}
+    env["PATH"] = f"{Path(cpctl_bin).parent}{os.pathsep}{env.get('PATH', '')}"
+    script = (
+        "source <(cpctl completion bash)\n"
+        "COMP_WORDS=(cpctl remove --id PKG-DO); COMP_CWORD=3\n"
+        '_cpctl_completion cpctl; echo "${COMPREPLY[*]}"\n'
+    )
+    result = subprocess.run(
+        [bash, "-c", script],
+        cwd=two_packages,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "PKG-DOCS"

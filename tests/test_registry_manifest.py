@@ -184,6 +184,24 @@ def test_older_manifest_replayed_after_a_newer_one_is_refused(
     refused(cpctl, signed, "refusing a rollback", package_id="PKG-B", manifest="v2.json")
 
 
+def test_same_version_with_other_contents_is_refused(
+    signed: Path, cpctl: CliFn, make_key: KeyMaker
+) -> None:
+    assert install(cpctl, signed).exit_code == 0
+    write(signed / "extra" / "b.txt", "b\n")
+    assert cpctl("pack", "--src", "extra", "--id", "PKG-B", root=signed, cwd=signed).exit_code == 0
+    shutil.rmtree(signed / "extra")
+    key = signed.parent / "private" / "alpha.key"
+    export(cpctl, signed, "--version", "1", "--out", "again.json", "--sign", str(key))
+    refused(
+        cpctl,
+        signed,
+        "already accepted with other contents",
+        package_id="PKG-B",
+        manifest="again.json",
+    )
+
+
 def test_implausible_version_jump_is_refused(
     packed: Path, cpctl: CliFn, make_key: KeyMaker
 ) -> None:

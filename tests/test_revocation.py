@@ -91,6 +91,9 @@ def test_revocations_lists_the_verified_list(keyed: Path, cpctl: CliFn) -> None:
     assert outcome.exit_code == 0, outcome.stderr
     document = outcome.json()
     assert document["list_version"] == 2
+    doctor = cpctl("doctor", "--json", root=keyed, cwd=keyed).json()
+    probe = next(c for c in doctor["checks"] if c["name"] == "revocations")
+    assert probe["status"] == "ok" and "2 revocation(s)" in probe["summary"]
     assert [entry["kind"] for entry in document["entries"]] == ["package", "digest"]
     again = cpctl(
         "revoke",
@@ -176,6 +179,10 @@ def test_tampered_revocation_list_fails_closed(keyed: Path, cpctl: CliFn, tamper
     check = cpctl("integrity-check", "--json", root=keyed, cwd=keyed)
     assert check.exit_code == 1
     assert "revocations-invalid" in {f["rule"] for f in check.json()["findings"]}
+    doctor = cpctl("doctor", "--json", root=keyed, cwd=keyed)
+    assert doctor.exit_code == 1
+    probe = next(c for c in doctor.json()["checks"] if c["name"] == "revocations")
+    assert probe["status"] == "fail" and why in probe["summary"] and probe["fix"]
 
 
 def test_rolled_back_revocation_list_fails_closed(

@@ -37,6 +37,14 @@ class PackageIdType(click.types.StringParamType):
 PACKAGE_ID = PackageIdType()
 
 
+def complete_directories(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Let the shell complete directory names (for ``--root``)."""
+    del ctx, param
+    return [CompletionItem(incomplete, type="dir")]
+
+
 def complete_package_ids(group: click.Group) -> None:
     """Give every ``--id`` option that names a package (parameter ``package_id``) under
     ``group``, recursively, package-id completion.

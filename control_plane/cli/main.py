@@ -17,6 +17,7 @@ from control_plane.cli import (
     lock,
     packages,
     registries,
+    schemas,
     tiers,
     trust,
 )
@@ -37,6 +38,7 @@ Run 'cpctl --help' for every command, 'cpctl COMMAND --help' for one (each has a
     "--root",
     "root_flag",
     metavar="DIR",
+    shell_complete=completion.complete_directories,
     help="The control plane root (else CONTROL_PLANE_ROOT, else the nearest ancestor with control_plane.toml).",
 )
 @click.option(
@@ -83,6 +85,7 @@ for module in (
     ids,
     completion,
     lock,
+    schemas,
     tiers,
 ):
     module.register(cli)

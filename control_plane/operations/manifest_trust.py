@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from control_plane.config import Config
-from control_plane.digests import parse_digest
+from control_plane.digests import digests_equal, parse_digest
 from control_plane.errors import ControlPlaneError, UsageError
 from control_plane.fsutil import atomic_write_bytes
 from control_plane.keystore import StoredKey
@@ -194,6 +194,15 @@ def pin_manifest(session: Session, path: Path, package_id: str | None) -> Pinned
         str(path),
     )
     pinned = PinnedManifest(str(path), manifest, hashlib.sha256(data).hexdigest(), signers)
+    if (
+        manifest.version == state.manifest_version
+        and state.manifest_sha256 is not None
+        and not digests_equal(state.manifest_sha256, pinned.sha256)
+    ):
+        raise ManifestError(
+            f"{path}: version {manifest.version} was already accepted with other contents; "
+            "a new manifest needs a new version"
+        )
     row = session.packages().get(package_id)
     if row is not None:
         pinned.require_package(row.id, str(row.version), parse_digest(row.digest))

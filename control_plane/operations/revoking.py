@@ -22,7 +22,7 @@ from control_plane.findings import Finding
 from control_plane.jsoncanon import utc_now
 from control_plane.keystore import StoredKey, identify_signer
 from control_plane.layout import RootLayout
-from control_plane.operations.results import Result
+from control_plane.operations.results import DoctorCheck, Result
 from control_plane.operations.session import Session
 from control_plane.operations.signatures import key_store, load_signing_key, signature_path
 from control_plane.registry import PackageRow
@@ -316,4 +316,34 @@ def show(session: Session) -> RevocationsResult:
         signer=verified.signer,
         entries=verified.revocations.entries,
         warnings=tuple(session.warnings),
+    )
+
+
+def probe_revocations(session: Session, _subjects: object) -> DoctorCheck:
+    """``cpctl doctor``: the revocation list verifies (else every install is refused)."""
+    layout = session.layout
+    shown = layout.relative(list_path(layout))
+    state = read_state(layout)
+    try:
+        verified = load_revocations(layout, state=state)
+    except RevocationError as error:
+        return DoctorCheck(
+            "revocations",
+            "fail",
+            f"{error}: every install is refused until it verifies",
+            error.hint
+            or f"restore {shown} and {shown}{SIG_SUFFIX} from version control or a backup",
+        )
+    accepted = (
+        f"; registry manifest version {state.manifest_version} accepted"
+        if state.manifest_version
+        else ""
+    )
+    if not verified.revocations.entries:
+        return DoctorCheck("revocations", "ok", f"no revocations{accepted}")
+    return DoctorCheck(
+        "revocations",
+        "ok",
+        f"{len(verified.revocations.entries)} revocation(s), list version "
+        f"{verified.revocations.version} signed by {verified.signer}{accepted}",
     )
