@@ -203,6 +203,42 @@ def test_the_github_action_installs_audits_and_uploads_even_on_failure() -> None
     assert steps.index(install) < steps.index(audit)
 
 
+def _expand(text: str, values: dict[str, str]) -> str:
+    return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda match: values[match[1]], text)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["good-root", "broken-registry"])
+def test_the_action_audit_step_runs_as_written(
+    good_root: Path, tmp_path: Path, broken: bool
+) -> None:
+    """The step's own bash and env, as a runner would give them (setup and upload are GitHub's)."""
+    action = _load(CI / "github" / "action.yml")
+    step = next(step for step in action["runs"]["steps"] if step.get("id") == "audit")
+    runner_temp, output = tmp_path / "runner-temp", tmp_path / "github-output"
+    runner_temp.mkdir()
+    values = {"inputs.root": ".", "inputs.token": "", "runner.temp": str(runner_temp)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROL_PLANE_", "CPCTL"))}
+    env.update({name: _expand(str(value), values) for name, value in step["env"].items()})
+    env["GITHUB_ACTION_PATH"] = str(CI / "github")
+    env["GITHUB_OUTPUT"] = str(output)
+    env["PATH"] = f"{_bin_dir()}{os.pathsep}{env.get('PATH', '')}"
+    if broken:
+        _break_registry(good_root)
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=good_root,  # the workspace: root "." is the checkout
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == (1 if broken else 0), result.stdout + result.stderr
+    reports = runner_temp / "cpctl-reports"
+    assert output.read_text(encoding="utf-8") == f"reports={reports}\n"
+    assert sorted(path.name for path in reports.glob("*.json")) == sorted(REPORTS)
+
+
 def test_the_example_workflow_checks_out_and_uses_the_action() -> None:
     workflow = _load(CI / "github" / "example-workflow.yml")
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
@@ -224,7 +260,9 @@ def test_the_gitlab_job_keeps_reports_always_and_runs_the_script() -> None:
     assert job["artifacts"]["paths"] == ["cpctl-reports/"]
     script = "\n".join(job["script"])
     assert "pip install" in script
-    assert "ci/cpctl-audit.sh" in script
+    clone = re.search(r'git clone .*"\$CPCTL_REPO" (\S+)', script)
+    assert clone, script
+    assert f"bash {clone[1]}/ci/cpctl-audit.sh" in script  # the script of the tool just cloned
 
 
 # --- pre-commit ------------------------------------------------------------------------------

@@ -19,7 +19,18 @@ from control_plane.errors import DeniedError
 
 # The seed's table, written out independently of ROLE_ACTIONS.
 EXPECTED = {
-    "admin": {"create", "install", "update", "remove", "pack", "verify", "hash_update", "trust"},
+    "admin": {
+        "create",
+        "install",
+        "update",
+        "remove",
+        "pack",
+        "verify",
+        "hash_update",
+        "override",
+        "deprecate",
+        "trust",
+    },
     "maintainer": {"install", "update", "remove", "pack", "verify"},
     "auditor": {"verify"},
     "reader": {"verify"},

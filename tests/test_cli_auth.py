@@ -41,6 +41,8 @@ COMMANDS: dict[Action, tuple[str, ...]] = {
     Action.PACK: ("pack", "--src", "docs", "--id", "PKG-NEW"),
     Action.VERIFY: ("validate",),
     Action.HASH_UPDATE: ("hash-update", "--path", "docs/guide.md"),
+    Action.OVERRIDE: ("install", "--id", "PKG-DOCS", "--allow-experimental"),
+    Action.DEPRECATE: ("deprecate", "--id", "PKG-DOCS"),
     Action.TRUST: ("registry", "export"),
 }
 

@@ -155,3 +155,61 @@ def test_id_options_still_take_any_string(packed: Path, cpctl: CliFn) -> None:
     outcome = cpctl("install", "--id", "PKG-DOCS", root=packed)
     assert outcome.exit_code == 0, outcome.stderr
     assert "--id ID" in cpctl("install", "--help").stdout
+
+
+def test_the_shell_complete_api_offers_ids_with_descriptions(
+    two_packages: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.shell_completion import ShellComplete
+
+    monkeypatch.chdir(two_packages)
+    completer = ShellComplete(cli, {}, "cpctl", "_CPCTL_COMPLETE")
+    items = completer.get_completions(["update", "--id"], "PKG-D")
+    assert [(item.value, item.help) for item in items] == [
+        ("PKG-DATA", "data 0.1.0"),
+        ("PKG-DOCS", "docs 0.1.0"),
+    ]
+
+
+def test_rows_without_a_valid_id_are_not_offered(two_packages: Path, complete: Complete) -> None:
+    registry = two_packages / "registries" / "packages_registry.csv"
+    with registry.open("a", encoding="utf-8") as handle:
+        handle.write("PKG-bad id!,x,1.0.0,,,,,,,,,\n")  # not an id
+        handle.write("PKG-RAGGED,x\n")  # too few cells
+    assert complete("cpctl install --id PKG-", cwd=two_packages) == ["PKG-DATA", "PKG-DOCS"]
+
+
+def test_root_completes_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"_CPCTL_COMPLETE": "bash_complete", "COMP_WORDS": "cpctl --root ro", "COMP_CWORD": "2"}
+    result = CliRunner().invoke(cli, [], prog_name="cpctl", env=env, catch_exceptions=False)
+    assert result.stdout.splitlines() == ["dir,ro"]  # bash then lists matching directories
+
+
+def test_the_bash_script_completes_ids_in_a_real_bash(two_packages: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    cpctl_bin = shutil.which("cpctl", path=str(Path(sys.executable).parent))
+    bash = shutil.which("bash")
+    if cpctl_bin is None or bash is None:
+        pytest.skip("needs bash and an installed cpctl")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROL_PLANE_")}
+    env["PATH"] = f"{Path(cpctl_bin).parent}{os.pathsep}{env.get('PATH', '')}"
+    script = (
+        "source <(cpctl completion bash)\n"
+        "COMP_WORDS=(cpctl remove --id PKG-DO); COMP_CWORD=3\n"
+        '_cpctl_completion cpctl; echo "${COMPREPLY[*]}"\n'
+    )
+    result = subprocess.run(
+        [bash, "-c", script],
+        cwd=two_packages,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "PKG-DOCS"

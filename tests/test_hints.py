@@ -156,3 +156,14 @@ def test_the_suggested_fix_works(installed: Path, cpctl: CliFn) -> None:
     assert command[0] == "cpctl"
     assert cpctl(*command[1:], root=installed, cwd=installed).exit_code == 0
     assert cpctl("integrity-check", root=installed).exit_code == 0
+
+
+def test_signing_a_mistyped_id_suggests_the_registered_one(packed: Path, cpctl: CliFn) -> None:
+    made = cpctl("keys", "generate", "--type", "ed25519", "--id", "release", root=packed)
+    assert made.exit_code == 0, made.stderr
+    before = snapshot(packed, include_ledger=False)
+    key = str(packed / "keys" / "private" / "release.key")
+    outcome = cpctl("sign", "--id", "PKG-DOCZ", "--key", key, root=packed)
+    assert outcome.exit_code == 2
+    assert _hint(outcome.stderr) == "did you mean PKG-DOCS?"
+    assert snapshot(packed, include_ledger=False) == before

@@ -11,6 +11,7 @@ from conftest import CliFn, snapshot, write
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from control_plane.auth import mint_hmac_token
+from control_plane.keystore import KeyStore
 from control_plane.signing import generate_key, key_id, load_public_key, private_pem, public_pem
 
 SECRET = "keys test secret of sufficient length"
@@ -294,3 +295,48 @@ def test_maintainer_may_generate_without_trusting(hmac_root: Path, cpctl: CliFn)
         *token, "keys", "generate", "--type", "ed25519", "--id", "m", root=hmac_root, env=env
     )
     assert outcome.exit_code == 0, outcome.stderr
+
+
+CRASH_SCRIPT = """
+import os, sys
+from pathlib import Path
+import control_plane.transaction as transaction
+from control_plane.operations import GateOperations
+
+real_apply = transaction._apply
+def dying_apply(op):
+    if op.kind == "delete":  # the new revoked/ file is in place, the trusted one not yet gone
+        os._exit(9)
+    real_apply(op)
+transaction._apply = dying_apply
+GateOperations(Path(sys.argv[1])).keys_revoke("victim")
+"""
+
+
+def test_revoke_killed_midway_leaves_before_or_after(root: Path, cpctl: CliFn) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    key = generate_key("ed25519")
+    write(root / "victim.pub", public_pem(key))
+    assert cpctl("keys", "trust", "victim.pub", root=root, cwd=root).exit_code == 0
+    before = snapshot(root, include_ledger=False)
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    killed = subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT, str(root)], env=env, check=False, timeout=60
+    )
+    assert killed.returncode == 9
+    # Mid-crash both files exist; read raw, the key already counts as revoked (revocation wins).
+    assert (root / "keys/trusted/victim.pub").is_file()
+    assert (root / "keys/revoked/victim.pub").is_file()
+    assert [k.revoked for k in KeyStore(root / "keys").load()] == [True]
+    # The next command rolls the unfinished transaction back: exactly as before.
+    listing = cpctl("keys", "list", "--json", root=root)
+    assert "rolled back" in listing.stderr
+    assert [k["status"] for k in listing.json()["keys"]] == ["trusted"]
+    assert snapshot(root, include_ledger=False) == before
+    assert cpctl("keys", "revoke", "victim", root=root).exit_code == 0
+    assert [k.revoked for k in KeyStore(root / "keys").load()] == [True]
+    assert cpctl("ledger", "verify", root=root).exit_code == 0

@@ -58,6 +58,8 @@ def package_fields(**overrides: str) -> list[str]:
         "output_path": "",
         "dependencies": "",
         "tier": "",
+        "deprecated": "",
+        "replacement": "",
         "installed_version": "",
         "installed_digest": "",
     }
@@ -142,7 +144,7 @@ STRUCTURAL: list[tuple[str, bytes, RegistryLimits, str]] = [
         "ragged-long-row",
         (PACKAGE_HEADER + "\n" + GOOD_LINE + ",x\n").encode(),
         RegistryLimits(),
-        "row has 13 fields",
+        f"row has {len(PACKAGE_COLUMNS) + 1} fields",
     ),
     (
         "unterminated-quote",
@@ -409,7 +411,7 @@ def test_valid_package_row_values() -> None:
     assert ext.output_type is OutputType.EXTERNAL
     assert ext.tier is Tier.COMMUNITY
     assert (ext.installed_version, ext.installed_digest) == (None, None)
-    assert mod.tier is Tier.VERIFIED
+    assert mod.tier is Tier.COMMUNITY  # an empty cell: a legacy row, not vouched for
     assert mod.source_type is SourceType.TAR
     assert mod.installed_version == Version(0, 9, 0)
     assert format_dependencies(mod.dependencies) == "PKG-EXT>=1.0.0,<2.0.0;PKG-Z"

@@ -184,6 +184,24 @@ def test_older_manifest_replayed_after_a_newer_one_is_refused(
     refused(cpctl, signed, "refusing a rollback", package_id="PKG-B", manifest="v2.json")
 
 
+def test_same_version_with_other_contents_is_refused(
+    signed: Path, cpctl: CliFn, make_key: KeyMaker
+) -> None:
+    assert install(cpctl, signed).exit_code == 0
+    write(signed / "extra" / "b.txt", "b\n")
+    assert cpctl("pack", "--src", "extra", "--id", "PKG-B", root=signed, cwd=signed).exit_code == 0
+    shutil.rmtree(signed / "extra")
+    key = signed.parent / "private" / "alpha.key"
+    export(cpctl, signed, "--version", "1", "--out", "again.json", "--sign", str(key))
+    refused(
+        cpctl,
+        signed,
+        "already accepted with other contents",
+        package_id="PKG-B",
+        manifest="again.json",
+    )
+
+
 def test_implausible_version_jump_is_refused(
     packed: Path, cpctl: CliFn, make_key: KeyMaker
 ) -> None:
@@ -216,7 +234,15 @@ def _malleate(signature: bytes) -> bytes:
     return encode_dss_signature(r, P256_ORDER - s)
 
 
-@pytest.mark.parametrize("case", ["one-key", "same-key-twice", "ecdsa-malleated"])
+def _reencode(signature: bytes) -> bytes:
+    """The same (r, s) in a BER long-form length: not DER, so it must never add a vote."""
+    assert signature[0] == 0x30 and signature[1] < 0x80
+    return b"\x30\x81" + signature[1:]
+
+
+@pytest.mark.parametrize(
+    "case", ["one-key", "same-key-twice", "ecdsa-malleated", "ecdsa-reencoded"]
+)
 def test_below_threshold_is_refused(
     packed: Path, cpctl: CliFn, make_key: KeyMaker, case: str
 ) -> None:
@@ -284,3 +310,18 @@ def test_verify_json_failure_is_one_document(signed: Path, cpctl: CliFn) -> None
     outcome = cpctl("registry", "verify", MANIFEST, "--json", root=signed, cwd=signed)
     assert outcome.exit_code == 5
     assert outcome.json()["error"]["exit_code"] == 5
+
+
+def test_export_names_the_archive_signer(packed: Path, cpctl: CliFn, make_key: KeyMaker) -> None:
+    key = signing.generate_key("ecdsa-p256")
+    write(packed / "keys" / "trusted" / "release.pub", signing.public_pem(key))
+    archive = packed / "packages_store" / "docs.tar.gz"
+    digest = hashlib.sha256(archive.read_bytes()).digest()
+    write(
+        archive.with_name("docs.tar.gz.sig"),
+        signing.encode_signature(signing.sign_digest(key, digest)),
+    )
+    export(cpctl, packed, "--sign", str(make_key("a", trust_in=packed)))
+    entry = json.loads((packed / MANIFEST).read_bytes())["packages"]["PKG-DOCS"]
+    assert entry["signer"] == signing.key_id(key.public_key())
+    assert install(cpctl, packed).exit_code == 0

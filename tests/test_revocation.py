@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from control_plane import signing
+from control_plane.auth import mint_hmac_token
 from tests.conftest import CliFn, snapshot, write
 
 LIST = "registries/revocations.json"
@@ -90,6 +91,9 @@ def test_revocations_lists_the_verified_list(keyed: Path, cpctl: CliFn) -> None:
     assert outcome.exit_code == 0, outcome.stderr
     document = outcome.json()
     assert document["list_version"] == 2
+    doctor = cpctl("doctor", "--json", root=keyed, cwd=keyed).json()
+    probe = next(c for c in doctor["checks"] if c["name"] == "revocations")
+    assert probe["status"] == "ok" and "2 revocation(s)" in probe["summary"]
     assert [entry["kind"] for entry in document["entries"]] == ["package", "digest"]
     again = cpctl(
         "revoke",
@@ -175,6 +179,10 @@ def test_tampered_revocation_list_fails_closed(keyed: Path, cpctl: CliFn, tamper
     check = cpctl("integrity-check", "--json", root=keyed, cwd=keyed)
     assert check.exit_code == 1
     assert "revocations-invalid" in {f["rule"] for f in check.json()["findings"]}
+    doctor = cpctl("doctor", "--json", root=keyed, cwd=keyed)
+    assert doctor.exit_code == 1
+    probe = next(c for c in doctor.json()["checks"] if c["name"] == "revocations")
+    assert probe["status"] == "fail" and why in probe["summary"] and probe["fix"]
 
 
 def test_rolled_back_revocation_list_fails_closed(
@@ -254,3 +262,27 @@ def test_a_revoked_key_no_longer_counts_for_a_manifest(
     )
     assert outcome.exit_code == 5 and "signed by 0 distinct trusted" in outcome.stderr
     assert snapshot(keyed) == before
+
+
+def test_only_admins_revoke(keyed: Path, cpctl: CliFn) -> None:
+    secret = "correct horse battery staple 0123456789"
+    config = keyed / "control_plane.toml"
+    text = config.read_text().replace('provider = "passthrough"', 'provider = "hmac"')
+    config.write_text(text.replace("[authz.users]\n", '[authz.users]\nmona = "maintainer"\n'))
+    before = snapshot(keyed, include_ledger=False)
+    outcome = cpctl(
+        "--token",
+        mint_hmac_token(secret.encode(), "mona"),
+        "revoke",
+        "--package",
+        "PKG-DOCS@1.0.0",
+        "--reason",
+        "r",
+        "--key",
+        admin_key(keyed),
+        root=keyed,
+        cwd=keyed,
+        env={"CONTROL_PLANE_SHARED_SECRET": secret},
+    )
+    assert outcome.exit_code == 3 and "may not trust" in outcome.stderr
+    assert snapshot(keyed, include_ledger=False) == before

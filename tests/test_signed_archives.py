@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from control_plane.registry import dump_packages, parse_packages
 from control_plane.signing import (
     KeyType,
+    SignatureError,
     encode_signature,
     generate_key,
     key_id,
@@ -433,3 +434,49 @@ def test_repacking_identical_content_keeps_an_external_signature(
     sig = (root / SIG).read_bytes()
     assert pack(cpctl, root).exit_code == 0  # same bytes: the signature still covers them
     assert (root / SIG).read_bytes() == sig
+
+
+def test_a_key_revoked_by_the_signed_list_is_refused_everywhere(
+    sources: Path, cpctl: CliFn
+) -> None:
+    root = sources
+    admin = new_key(root, "admin")
+    release = new_key(root, "release")
+    assert pack(cpctl, root, "--sign", str(release)).exit_code == 0
+    write(root / "release.pub", (root / "keys/trusted/release.pub").read_bytes())
+    listed = cpctl(
+        "revoke", "--key", key_id_of(release), "--reason", "laptop stolen",
+        "--signing-key", str(admin), root=root,
+    )  # fmt: skip
+    assert listed.exit_code == 0, listed.stderr
+    before = snapshot(root)
+    assert_refused(cpctl("install", "--id", "PKG-DOCS", root=root), 5, before, root, "revoked")
+    signed = cpctl("sign", "--id", "PKG-DOCS", "--key", str(release), root=root)
+    assert_refused(signed, 5, before, root, "revoked")
+    again = cpctl("keys", "trust", "release.pub", "--name", "back", root=root, cwd=root)
+    assert_refused(again, 5, before, root, "revocations.json")
+
+
+def test_through_gate_operations(sources: Path) -> None:
+    from control_plane import GateOperations
+
+    gate = GateOperations(control_plane_root=sources)
+    made = gate.keys_generate("ecdsa-p256", name="api", trust=True)
+    packed = gate.pack(
+        [sources / "docs"], "PKG-DOCS", version="1.0.0", sign=sources / made.private_key
+    )
+    assert packed.signer == made.key_id
+    changed = gate.install(package_id="PKG-DOCS")
+    assert changed.packages[0].signer == made.key_id
+    assert [key.status for key in gate.keys_list().keys] == ["trusted"]
+    assert gate.keys_revoke(made.key_id).changed
+    with pytest.raises(SignatureError, match="revoked"):
+        gate.install(package_id="PKG-DOCS", force=True)
+
+
+def test_text_output_names_the_signer(sources: Path, cpctl: CliFn) -> None:
+    key = new_key(sources, "release")
+    packed = pack(cpctl, sources, "--sign", str(key))
+    assert f"signed {SIG} with key {key_id_of(key)}" in packed.stdout
+    installed = cpctl("install", "--id", "PKG-DOCS", root=sources)
+    assert f"signature verified: key {key_id_of(key)}" in installed.stdout

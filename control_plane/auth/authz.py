@@ -30,6 +30,8 @@ class Action(StrEnum):
     VERIFY = "verify"
     HASH_UPDATE = "hash_update"
     TRUST = "trust"
+    OVERRIDE = "override"  # --allow-experimental/-deprecated/-downgrade, vouching tiers
+    DEPRECATE = "deprecate"
 
 
 ROLE_ACTIONS: Mapping[Role, frozenset[Action]] = MappingProxyType(

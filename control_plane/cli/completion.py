@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from click.shell_completion import CompletionItem, get_completion_class
 
-from control_plane.layout import find_root
+from control_plane.layout import RootLayout, find_root
 from control_plane.operations.completion import package_id_candidates
 
 SHELLS = ("bash", "zsh", "fish")
@@ -28,13 +28,21 @@ class PackageIdType(click.types.StringParamType):
         try:
             flag = ctx.find_root().params.get("root_flag")
             root = find_root(flag, os.environ.get("CONTROL_PLANE_ROOT"), Path.cwd())
-            candidates = package_id_candidates(root, incomplete)
+            candidates = package_id_candidates(RootLayout(root), incomplete)
         except Exception:  # a key press must never print an error
             return []
         return [CompletionItem(package_id, help=about) for package_id, about in candidates]
 
 
 PACKAGE_ID = PackageIdType()
+
+
+def complete_directories(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Let the shell complete directory names (for ``--root``)."""
+    del ctx, param
+    return [CompletionItem(incomplete, type="dir")]
 
 
 def complete_package_ids(group: click.Group) -> None:

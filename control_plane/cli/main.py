@@ -14,8 +14,11 @@ from control_plane.cli import (
     ids,
     keys,
     ledger,
+    lock,
     packages,
     registries,
+    schemas,
+    tiers,
     trust,
 )
 from control_plane.cli.context import Invocation, command_runner, json_option
@@ -35,6 +38,7 @@ Run 'cpctl --help' for every command, 'cpctl COMMAND --help' for one (each has a
     "--root",
     "root_flag",
     metavar="DIR",
+    shell_complete=completion.complete_directories,
     help="The control plane root (else CONTROL_PLANE_ROOT, else the nearest ancestor with control_plane.toml).",
 )
 @click.option(
@@ -70,7 +74,20 @@ def init(as_json: bool) -> object:
     return lambda gate: gate.init()
 
 
-for module in (packages, registries, checks, ledger, identity, keys, trust, ids, completion):
+for module in (
+    packages,
+    registries,
+    checks,
+    ledger,
+    identity,
+    keys,
+    trust,
+    ids,
+    completion,
+    lock,
+    schemas,
+    tiers,
+):
     module.register(cli)
 completion.complete_package_ids(cli)
 

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from control_plane.cli.context import command_runner, json_option, passphrase_option
+from control_plane.trust_policy import Allowances
 
 OUTPUT_TYPES = click.Choice(["extension", "module", "external"])
+TIERS = click.Choice(["verified", "community", "experimental", "untrusted"])
+tier_option = click.option(
+    "--tier",
+    type=TIERS,
+    help="Trust tier (default: the registered one, else community; verified/community need admin).",
+)
+
+
+def allow_options(command: Callable[..., object]) -> Callable[..., object]:
+    """``--allow-experimental``, ``--allow-deprecated``, ``--allow-downgrade`` (admin only)."""
+    for flag, what in (
+        ("--allow-downgrade", "a version lower than the installed one"),
+        ("--allow-deprecated", "deprecated packages"),
+        ("--allow-experimental", "experimental packages"),
+    ):
+        command = click.option(flag, is_flag=True, help=f"Admin: allow {what}.")(command)
+    return command
+
+
+def _allowances(experimental: bool, deprecated: bool, downgrade: bool) -> Allowances:
+    return Allowances(experimental=experimental, deprecated=deprecated, downgrade=downgrade)
 
 
 @click.command()
@@ -37,6 +60,7 @@ OUTPUT_TYPES = click.Choice(["extension", "module", "external"])
 @click.option("--depends", multiple=True, metavar="ID>=X.Y", help="A dependency (repeatable).")
 @click.option("--name", help="Archive name without .tar.gz (default: from the first --src).")
 @click.option("--force", is_flag=True, help="Overwrite an archive registered to another package.")
+@tier_option
 @click.option(
     "--sign",
     "sign_key",
@@ -56,6 +80,7 @@ def pack(
     depends: tuple[str, ...],
     name: str | None,
     force: bool,
+    tier: str | None,
     sign_key: Path | None,
     passphrase_file: Path | None,
     as_json: bool,
@@ -75,6 +100,7 @@ def pack(
         depends=depends,
         name=name,
         force=force,
+        tier=tier,
         sign=sign_key,
         passphrase_file=passphrase_file,
     )
@@ -93,6 +119,7 @@ def pack(
 @click.option("--output-path", default="")
 @click.option("--depends", multiple=True, metavar="ID>=X.Y")
 @click.option("--force", is_flag=True, help="Replace an existing row for this id.")
+@tier_option
 @json_option
 @command_runner
 def create(
@@ -103,6 +130,7 @@ def create(
     output_path: str,
     depends: tuple[str, ...],
     force: bool,
+    tier: str | None,
     as_json: bool,
 ) -> object:
     """Admit an archive someone dropped into packages_store/ as a registry row (admin).
@@ -119,6 +147,7 @@ def create(
         output_path=output_path,
         depends=depends,
         force=force,
+        tier=tier,
     )
 
 
@@ -134,6 +163,12 @@ def create(
     type=click.Path(path_type=Path),
     help="Install only as this signed registry manifest lists it (needs --id).",
 )
+@click.option(
+    "--locked",
+    is_flag=True,
+    help="Install exactly what control_plane.lock pins (no --id/--archive).",
+)
+@allow_options
 @json_option
 @command_runner
 def install(
@@ -141,7 +176,11 @@ def install(
     package_id: str | None,
     force: bool,
     dry_run: bool,
+    allow_experimental: bool,
+    allow_deprecated: bool,
+    allow_downgrade: bool,
     manifest: Path | None,
+    locked: bool,
     as_json: bool,
 ) -> object:
     """Verify, inspect and install a registered package atomically.
@@ -149,9 +188,24 @@ def install(
     \b
     Example:
       cpctl install --id PKG-FMWK-100
+      cpctl install --locked          # exactly what control_plane.lock pins
     """
+    allow = _allowances(allow_experimental, allow_deprecated, allow_downgrade)
+    if locked:
+        if package_id is not None or archive is not None or manifest is not None:
+            raise click.UsageError(
+                "--locked installs the lock's pins; drop --id, --archive and --manifest"
+            )
+        if allow.flags():
+            raise click.UsageError("--locked installs the lock's pins; drop the --allow-* flags")
+        return lambda gate: gate.install_locked(force=force, dry_run=dry_run)
     return lambda gate: gate.install(
-        package_id=package_id, archive=archive, force=force, dry_run=dry_run, manifest=manifest
+        package_id=package_id,
+        archive=archive,
+        force=force,
+        dry_run=dry_run,
+        manifest=manifest,
+        allow=allow,
     )
 
 
@@ -159,16 +213,26 @@ def install(
 @click.option("--id", "package_id", required=True)
 @click.option("--force", is_flag=True, help="Replace files modified since install.")
 @click.option("--dry-run", is_flag=True)
+@allow_options
 @json_option
 @command_runner
-def update(package_id: str, force: bool, dry_run: bool, as_json: bool) -> object:
+def update(
+    package_id: str,
+    force: bool,
+    dry_run: bool,
+    allow_experimental: bool,
+    allow_deprecated: bool,
+    allow_downgrade: bool,
+    as_json: bool,
+) -> object:
     """Install the registered newer version of an installed package.
 
     \b
     Example:
       cpctl update --id PKG-FMWK-100
     """
-    return lambda gate: gate.update(package_id, force=force, dry_run=dry_run)
+    allow = _allowances(allow_experimental, allow_deprecated, allow_downgrade)
+    return lambda gate: gate.update(package_id, force=force, dry_run=dry_run, allow=allow)
 
 
 @click.command()

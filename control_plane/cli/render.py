@@ -100,10 +100,13 @@ def _(result: InitResult) -> list[str]:
 
 @text.register
 def _(result: PackResult) -> list[str]:
-    return [
+    lines = [
         f"packed {result.id} {result.version}: {result.archive} ({result.files} files)",
         f"  digest {result.digest}",
     ]
+    if result.signer:
+        lines.append(f"  signed {result.archive}.sig with key {result.signer}")
+    return lines
 
 
 @text.register
@@ -134,6 +137,8 @@ def _(result: ChangeResult) -> list[str]:
         lines.append(
             f"{prefix}{verb.get(package.status, package.status)} {package.id} {package.version} -> {package.destination}"
         )
+        if package.signer:
+            lines.append(f"  signature verified: key {package.signer}")
         for label, paths in (
             ("write", package.written),
             ("adopt (identical)", package.adopted),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from control_plane.cli.context import command_runner, json_option
+from control_plane.cli.context import command_runner, json_option, passphrase_option
 from control_plane.cli.render import text
 from control_plane.errors import UsageError
 from control_plane.operations import GateOperations
@@ -20,11 +20,6 @@ from control_plane.registry_manifest import is_key_id
 from control_plane.revocations import RevocationKind
 
 PATH = click.Path(path_type=Path)
-passphrase_file_option = click.option(
-    "--passphrase-file",
-    type=PATH,
-    help="File holding the private key's passphrase (else CONTROL_PLANE_KEY_PASSPHRASE).",
-)
 
 
 @click.group()
@@ -52,7 +47,7 @@ def registry() -> None:
     metavar="KEY",
     help="Also sign with this private key (repeatable).",
 )
-@passphrase_file_option
+@passphrase_option
 @json_option
 @command_runner
 def export(
@@ -83,7 +78,7 @@ def export(
 @registry.command()
 @click.argument("manifest", type=PATH)
 @click.option("--key", required=True, type=PATH, help="Private key (PEM) to sign with.")
-@passphrase_file_option
+@passphrase_option
 @json_option
 @command_runner
 def sign(manifest: Path, key: Path, passphrase_file: Path | None, as_json: bool) -> object:
@@ -150,7 +145,7 @@ def _revocation_target(
     "--signing-key", type=PATH, help="The private key signing the list (same as --key FILE)."
 )
 @click.option("--reason", required=True, help="Why, one line (kept in the list).")
-@passphrase_file_option
+@passphrase_option
 @json_option
 @command_runner
 def revoke(

@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from control_plane.digests import digests_equal, format_digest, parse_digest
-from control_plane.errors import DigestMismatchError, UsageError
+from control_plane.errors import DigestMismatchError
+from control_plane.operations.hints import unknown_package
 from control_plane.operations.packing import store_archive_path
 from control_plane.operations.results import Result
 from control_plane.operations.session import Session
@@ -42,9 +43,10 @@ class SignResult(Result):
 def sign(session: Session, package_id: str, key: PrivateKey) -> SignResult:
     """See ``GateOperations.sign``: sign the registered archive of ``package_id``."""
     validate_package_id(package_id)
-    row = session.packages().get(package_id)
+    packages = session.packages()
+    row = packages.get(package_id)
     if row is None:
-        raise UsageError(f"unknown package {package_id}: no row in packages_registry.csv")
+        raise unknown_package(package_id, packages)
     signer = refuse_revoked_signer(session, key)
     archive = store_archive_path(session, session.layout.root / row.source)
     with archive.open("rb") as handle:

@@ -18,6 +18,7 @@ from control_plane.ledger import Ledger
 from control_plane.operations import checks, ledger_ops, views
 from control_plane.operations.doctor_trust import probe_keys, probe_policy
 from control_plane.operations.results import DoctorCheck, DoctorResult
+from control_plane.operations.revoking import probe_revocations
 from control_plane.operations.session import Session
 
 _SHOWN = 3  # findings quoted in one summary line
@@ -161,6 +162,7 @@ PROBES: tuple[Probe, ...] = (
     probe_files,
     probe_keys,
     probe_policy,
+    probe_revocations,
 )
 
 

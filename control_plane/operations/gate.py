@@ -29,6 +29,8 @@ from control_plane.operations import (
 from control_plane.operations.gate_ids import IdsGate
 from control_plane.operations.gate_keys import KeysGate
 from control_plane.operations.gate_ledger import LedgerGate
+from control_plane.operations.gate_lock import LockGate
+from control_plane.operations.gate_tiers import TiersGate
 from control_plane.operations.gate_trust import TrustGate
 from control_plane.operations.initialising import create_ledger_key, initialise
 from control_plane.operations.results import (
@@ -44,9 +46,10 @@ from control_plane.operations.results import (
     ValidateResult,
     WhoamiResult,
 )
+from control_plane.trust_policy import NO_ALLOWANCES, Allowances, may_choose_tier, parse_tier
 
 
-class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate):
+class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate, LockGate, TiersGate):
     """Authenticated, authorised, ledgered operations on one control plane root.
 
     ``GateOperations(control_plane_root=Path('.'), token=token)``; the token may
@@ -90,12 +93,19 @@ class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate):
         depends: Sequence[str] = (),
         name: str | None = None,
         force: bool = False,
+        tier: str | None = None,
         sign: Path | None = None,
         passphrase_file: Path | None = None,
     ) -> PackResult:
         """Pack files/directories under the root into ``packages_store/NAME.tar.gz`` and register it.
 
-        ``sign`` (a PEM private key) also writes ``NAME.tar.gz.sig``."""
+        ``sign`` (a PEM private key) also writes ``NAME.tar.gz.sig``.  ``tier`` defaults to
+        the registered row's, else ``community``; choosing ``community`` or ``verified``
+        explicitly vouches for the package (admin).
+        """
+        chosen = None if tier is None else parse_tier(tier)
+        if chosen is not None and not may_choose_tier(chosen, can_override=False):
+            self._authorise_override(package_id, (f"--tier {chosen.value}",))
         with self._session(Action.PACK, package_id) as session:
             signing_key = (
                 None
@@ -112,6 +122,7 @@ class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate):
                 depends=depends,
                 name=name,
                 force=force,
+                tier=chosen,
                 signing_key=signing_key,
             )
 
@@ -125,8 +136,10 @@ class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate):
         output_path: str = "",
         depends: Sequence[str] = (),
         force: bool = False,
+        tier: str | None = None,
     ) -> CreateResult:
         """Admit an archive already in ``packages_store/`` as a registry row."""
+        chosen = None if tier is None else parse_tier(tier)
         with self._session(Action.CREATE, package_id) as session:
             return packing.create(
                 session,
@@ -137,6 +150,7 @@ class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate):
                 output_path=output_path,
                 depends=depends,
                 force=force,
+                tier=chosen,
             )
 
     def install(
@@ -146,24 +160,40 @@ class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate):
         archive: Path | None = None,
         force: bool = False,
         dry_run: bool = False,
+        allow: Allowances = NO_ALLOWANCES,
         manifest: Path | None = None,
     ) -> ChangeResult:
         """Install a registered package (and its missing dependencies) atomically; with
-        ``manifest``, only as a signed registry manifest lists it (see ``registry_verify``)."""
+        ``manifest``, only as a signed registry manifest lists it (see ``registry_verify``).
+
+        ``allow`` lifts the experimental, deprecated and downgrade refusals (admin only).
+        """
         target = package_id or (str(archive) if archive else "")
+        self._authorise_override(target, allow.flags())
         with self._session(Action.INSTALL, target) as session:
             if manifest is not None:
                 session.manifest = manifest_trust.pin_manifest(session, manifest, package_id)
             return installing.install(
-                session, package_id=package_id, archive=archive, force=force, dry_run=dry_run
+                session,
+                package_id=package_id,
+                archive=archive,
+                force=force,
+                dry_run=dry_run,
+                allow=allow,
             )
 
     def update(
-        self, package_id: str, *, force: bool = False, dry_run: bool = False
+        self,
+        package_id: str,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        allow: Allowances = NO_ALLOWANCES,
     ) -> ChangeResult:
-        """Install the registered (newer) version of an installed package."""
+        """Install the registered (newer) version of an installed package; see ``install``."""
+        self._authorise_override(package_id, allow.flags())
         with self._session(Action.UPDATE, package_id) as session:
-            return installing.update(session, package_id, force=force, dry_run=dry_run)
+            return installing.update(session, package_id, force=force, dry_run=dry_run, allow=allow)
 
     def remove(
         self, package_id: str, *, force: bool = False, dry_run: bool = False

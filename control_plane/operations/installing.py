@@ -9,7 +9,8 @@ from control_plane.archive import DirectorySink, MemberRecord, read_archive
 from control_plane.dependencies import install_order
 from control_plane.digests import parse_digest, sha256_file
 from control_plane.errors import ConflictError, UnsafeArchiveError, UsageError
-from control_plane.operations import manifest_trust
+from control_plane.operations import locking, manifest_trust
+from control_plane.operations.admission import admit
 from control_plane.operations.hints import unknown_package
 from control_plane.operations.packing import check_sidecar, store_archive_path
 from control_plane.operations.placement import PathGuard, Plan, destination, modified_targets
@@ -18,6 +19,7 @@ from control_plane.operations.session import Session
 from control_plane.operations.signatures import check_signature
 from control_plane.registry import FileRow, PackageRow, file_row_id, validate_package_id
 from control_plane.transaction import Transaction
+from control_plane.trust_policy import NO_ALLOWANCES, Allowances
 
 _SHOWN = 5  # conflicts named in one error line
 
@@ -142,11 +144,18 @@ def _is_current(row: PackageRow) -> bool:
 
 
 def install(
-    session: Session, *, package_id: str | None, archive: Path | None, force: bool, dry_run: bool
+    session: Session,
+    *,
+    package_id: str | None,
+    archive: Path | None,
+    force: bool,
+    dry_run: bool,
+    allow: Allowances = NO_ALLOWANCES,
 ) -> ChangeResult:
     """See ``GateOperations.install``."""
     packages = session.packages()
     row = _resolve_row(session, packages, package_id, archive)
+    locking.refuse_drift(session, force=force)
     if row.installed_digest is not None and not force:
         if _is_current(row):
             unchanged = PackageChange(
@@ -163,17 +172,25 @@ def install(
             hint=f"cpctl update --id {row.id}",
         )
     return _install_closure(
-        session, packages, row.id, force=force, dry_run=dry_run, action="install"
+        session, packages, row.id, force=force, dry_run=dry_run, action="install", allow=allow
     )
 
 
-def update(session: Session, package_id: str, *, force: bool, dry_run: bool) -> ChangeResult:
+def update(
+    session: Session,
+    package_id: str,
+    *,
+    force: bool,
+    dry_run: bool,
+    allow: Allowances = NO_ALLOWANCES,
+) -> ChangeResult:
     """See ``GateOperations.update``."""
     validate_package_id(package_id)
     packages = session.packages()
     row = packages.get(package_id)
     if row is None:
         raise unknown_package(package_id, packages)
+    locking.refuse_drift(session, force=force)
     if row.installed_digest is None:
         raise ConflictError(
             f"{package_id} is not installed", hint=f"cpctl install --id {package_id}"
@@ -188,12 +205,8 @@ def update(session: Session, package_id: str, *, force: bool, dry_run: bool) -> 
             dry_run=dry_run,
             warnings=tuple(session.warnings),
         )
-    if row.installed_version is not None and row.version < row.installed_version:
-        raise ConflictError(
-            f"{package_id}: registered version {row.version} is older than installed {row.installed_version}; refusing to downgrade"
-        )
     return _install_closure(
-        session, packages, package_id, force=force, dry_run=dry_run, action="update"
+        session, packages, package_id, force=force, dry_run=dry_run, action="update", allow=allow
     )
 
 
@@ -205,17 +218,20 @@ def _install_closure(
     force: bool,
     dry_run: bool,
     action: str,
+    allow: Allowances = NO_ALLOWANCES,
+    targets: tuple[str, ...] = (),
 ) -> ChangeResult:
-    order = install_order([package_id], packages)
+    """Install ``targets`` (default: ``package_id``, the ledger target) and missing dependencies."""
+    targets = targets or (package_id,)
+    order = install_order(targets, packages)
     wanted = [
-        packages[pid]
-        for pid in order
-        if pid == package_id or packages[pid].installed_digest is None
+        packages[pid] for pid in order if pid in targets or packages[pid].installed_digest is None
     ]
+    admit(session, wanted, allow)  # tiers, deprecation, downgrades: before anything is staged
     for pid in order:
         dep = packages[pid]
         if (
-            pid != package_id
+            pid not in targets
             and dep.installed_digest is not None
             and dep.installed_digest != dep.digest
         ):
@@ -230,7 +246,7 @@ def _install_closure(
             _plan_package(session, txn, row, index, files=files, claimed=claimed, force=force)
             for index, row in enumerate(wanted)
         ]
-        manifest_trust.admit(session, txn, [plan.row for plan in plans])
+        manifest_trust.admit(session, txn, plans)
         for plan in plans:
             _plan_deletions(session, plan, files, force)
         if dry_run:
@@ -242,6 +258,8 @@ def _install_closure(
         for plan in plans:
             _stage_plan(txn, session.layout.root, plan, files, packages)
         session.stage_registries(txn, packages=packages, files=files)
+        external = {plan.row.id: plan.owned for plan in plans if plan.external}
+        locking.stage_lock(session, txn, packages, files, external)
         record = session.record(
             package_id,
             digests={plan.row.id: plan.row.digest for plan in plans},

@@ -24,6 +24,7 @@ from control_plane.operations.results import Result
 from control_plane.operations.session import Session
 from control_plane.operations.signatures import (
     key_store,
+    list_revoked_keys,
     read_passphrase,
 )
 from control_plane.signing import (
@@ -252,6 +253,12 @@ def trust(session: Session, public: PublicKey, name: str) -> KeyChangeResult:
     root = session.layout.root
     store = key_store(root)
     kid = key_id(public)
+    if kid in list_revoked_keys(session.layout):
+        raise RejectedContentError(
+            f"key {kid} is revoked by registries/revocations.json; a revoked key is never "
+            "trusted again",
+            hint="generate a new key pair",
+        )
     for stored in store.load():
         if stored.key_id == kid and stored.revoked:
             raise RejectedContentError(

@@ -20,14 +20,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from control_plane.config import Config
-from control_plane.digests import parse_digest
+from control_plane.digests import digests_equal, parse_digest
 from control_plane.errors import ControlPlaneError, UsageError
 from control_plane.fsutil import atomic_write_bytes
 from control_plane.keystore import StoredKey
 from control_plane.layout import RootLayout
 from control_plane.operations import revoking
+from control_plane.operations.placement import Plan
 from control_plane.operations.results import Result
 from control_plane.operations.session import Session
+from control_plane.operations.signatures import key_store, load_signing_key, signature_path
 from control_plane.registry import PackageRow
 from control_plane.registry_manifest import (
     MANIFEST_NAME,
@@ -148,7 +150,7 @@ def _verified(
     if not sigs_path.exists():
         raise ManifestError(f"{path}: unsigned ({sigs_path.name} is missing)")
     signatures = parse_signatures(_read(sigs_path), str(sigs_path))
-    keys = revoking.keystore(layout).load()
+    keys = key_store(layout.root).load()
     revoked = revoking.load_revocations(layout, keys).revocations.revoked_keys
     active = [(k.key_id, k.public_key) for k in keys if not k.revoked and k.key_id not in revoked]
     signers = trusted_signers(data, signatures, active)
@@ -192,27 +194,38 @@ def pin_manifest(session: Session, path: Path, package_id: str | None) -> Pinned
         str(path),
     )
     pinned = PinnedManifest(str(path), manifest, hashlib.sha256(data).hexdigest(), signers)
+    if (
+        manifest.version == state.manifest_version
+        and state.manifest_sha256 is not None
+        and not digests_equal(state.manifest_sha256, pinned.sha256)
+    ):
+        raise ManifestError(
+            f"{path}: version {manifest.version} was already accepted with other contents; "
+            "a new manifest needs a new version"
+        )
     row = session.packages().get(package_id)
     if row is not None:
         pinned.require_package(row.id, str(row.version), parse_digest(row.digest))
     return pinned
 
 
-def admit(session: Session, txn: Transaction, rows: Sequence[PackageRow]) -> None:
-    """Install's one trust call: refuse revoked packages; under a pinned manifest refuse any
-    package it does not list at this sha256 and version, and stage the accepted version.
+def admit(session: Session, txn: Transaction, plans: Sequence[Plan]) -> None:
+    """Install's one trust call: refuse revoked packages (version, digest or the archive's
+    signer); under a pinned manifest refuse any package it does not list at this sha256 and
+    version, and stage the accepted version into the install's transaction.
 
-    The archives' bytes are proven equal to each row's digest while they are staged.
+    Each plan's archive was proven equal to its row's digest, and its signer identified,
+    while it was staged.
 
     Raises:
         RevocationError, ManifestError: refused (exit 5); the caller aborts the transaction.
     """
-    revoking.refuse_revoked(session, rows)
+    revoking.refuse_revoked(session, [(plan.row, plan.signer) for plan in plans])
     pinned = session.manifest
     if pinned is None:
         return
-    for row in rows:
-        pinned.require_package(row.id, str(row.version), parse_digest(row.digest))
+    for plan in plans:
+        pinned.require_package(plan.row.id, str(plan.row.version), parse_digest(plan.row.digest))
     state = revoking.read_state(session.layout).accepting(pinned.manifest.version, pinned.sha256)
     txn.put_bytes(revoking.state_path(session.layout), state.to_bytes())
 
@@ -223,14 +236,17 @@ def _entry(session: Session, row: PackageRow, keys: Sequence[StoredKey]) -> Mani
     except ControlPlaneError as error:
         session.warnings.append(f"{row.id}: signer left null: {error}")
         signer = None
-    if signer is None and (session.layout.root / (row.source + ".sig")).exists():
-        session.warnings.append(f"{row.id}: no stored key verifies {row.source}.sig; signer null")
+    else:
+        if signer is None and signature_path(session.layout.root / row.source).exists():
+            session.warnings.append(
+                f"{row.id}: no stored key verifies {row.source}.sig; signer null"
+            )
     return ManifestPackage(
         id=row.id,
         version=str(row.version),
         archive=Path(row.source).name,
         sha256=parse_digest(row.digest),
-        tier=row.tier.value if row.tier else "community",
+        tier=row.tier.value,
         dependencies=tuple(str(dependency) for dependency in row.dependencies),
         signer=signer,
     )
@@ -275,8 +291,8 @@ def export(
             "manifest refuse it"
         )
     moment = _expiry(expires_in, expires)
-    private_keys = [revoking.signing_key(path, passphrase_file, env) for path in sign_keys]
-    keys = revoking.keystore(layout).load()
+    private_keys = [load_signing_key(path, passphrase_file, env) for path in sign_keys]
+    keys = key_store(layout.root).load()
     rows = session.packages()
     manifest = RegistryManifest(
         version=version,
@@ -342,7 +358,7 @@ def sign(
     """See ``GateOperations.registry_sign``: append one signature to ``MANIFEST.sigs``."""
     data = _read(path)
     parse_manifest(data, str(path))  # never sign something that is not a manifest
-    private = revoking.signing_key(key_path, passphrase_file, env)
+    private = load_signing_key(key_path, passphrase_file, env)
     sigs_path = signatures_path(path)
     existing = parse_signatures(_read(sigs_path), str(sigs_path)) if sigs_path.exists() else ()
     kid = key_id(private.public_key())

@@ -23,6 +23,7 @@ from control_plane.registry import (
 )
 from control_plane.signing import PrivateKey
 from control_plane.transaction import Transaction
+from control_plane.trust_policy import DEFAULT_TIER
 from control_plane.versions import parse_version
 
 ARCHIVE_SUFFIX = ".tar.gz"
@@ -67,6 +68,13 @@ def _archive_name(sources: Sequence[Path], package_id: str, name: str | None) ->
     return name
 
 
+def _tier(chosen: Tier | None, previous: PackageRow | None) -> Tier:
+    """The chosen tier, else the registered row's (re-packing keeps it), else the default."""
+    if chosen is not None:
+        return chosen
+    return previous.tier if previous is not None else DEFAULT_TIER
+
+
 def _drop_stale_archive(
     txn: Transaction,
     session: Session,
@@ -96,6 +104,7 @@ def pack(
     depends: Sequence[str],
     name: str | None,
     force: bool,
+    tier: Tier | None = None,
     signing_key: PrivateKey | None = None,
 ) -> PackResult:
     """See ``GateOperations.pack``."""
@@ -157,7 +166,9 @@ def pack(
             output_type=kind,
             output_path=output_path,
             dependencies=dependencies,
-            tier=previous.tier if previous else Tier.VERIFIED,
+            tier=_tier(tier, previous),
+            deprecated=previous.deprecated if previous else False,
+            replacement=previous.replacement if previous else "",
             installed_version=previous.installed_version if previous else None,
             installed_digest=previous.installed_digest if previous else None,
         )
@@ -171,6 +182,7 @@ def pack(
                 "version": str(semver),
                 "archive": source,
                 "files": packed.files,
+                "tier": row.tier.value,
                 "signer": signer,
             },
             txn=txn,
@@ -273,6 +285,7 @@ def create(
     output_path: str,
     depends: Sequence[str],
     force: bool,
+    tier: Tier | None = None,
 ) -> CreateResult:
     """See ``GateOperations.create``."""
     validate_package_id(package_id)
@@ -309,11 +322,13 @@ def create(
         output_type=kind,
         output_path=output_path,
         dependencies=dependencies,
-        tier=previous.tier if previous else Tier.VERIFIED,
+        tier=_tier(tier, previous),
     )
     if previous is not None:
         row = replace(
             row,
+            deprecated=previous.deprecated,
+            replacement=previous.replacement,
             installed_version=previous.installed_version,
             installed_digest=previous.installed_digest,
         )
@@ -328,7 +343,7 @@ def create(
         record = session.record(
             package_id,
             digests={"archive": digest},
-            details={"version": version, "archive": source},
+            details={"version": version, "archive": source, "tier": row.tier.value},
             txn=txn,
         )
         session.commit(txn, record)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from control_plane.errors import ConflictError
+from control_plane.operations import locking
 from control_plane.operations.hints import unknown_package
 from control_plane.operations.placement import Plan, destination, modified_targets
 from control_plane.operations.results import ChangeResult, PackageChange
@@ -39,6 +40,7 @@ def remove(session: Session, package_id: str, *, force: bool, dry_run: bool) -> 
     row = packages.get(package_id)
     if row is None:
         raise unknown_package(package_id, packages)
+    locking.refuse_drift(session, force=force)
     base, external = destination(session, row)
     if row.installed_digest is None:
         session.warnings.append(f"{package_id} is not installed; nothing to remove")
@@ -88,6 +90,7 @@ def remove(session: Session, package_id: str, *, force: bool, dry_run: bool) -> 
             )
         packages[package_id] = replace(row, installed_version=None, installed_digest=None)
         session.stage_registries(txn, packages=packages, files=files)
+        locking.stage_lock(session, txn, packages, files)
         record = session.record(
             package_id,
             digests={package_id: row.installed_digest},

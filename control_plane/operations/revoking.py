@@ -20,10 +20,11 @@ from control_plane.digests import parse_digest
 from control_plane.errors import ControlPlaneError, UsageError
 from control_plane.findings import Finding
 from control_plane.jsoncanon import utc_now
-from control_plane.keystore import KeyStore, StoredKey, identify_signer
+from control_plane.keystore import StoredKey, identify_signer
 from control_plane.layout import RootLayout
-from control_plane.operations.results import Result
+from control_plane.operations.results import DoctorCheck, Result
 from control_plane.operations.session import Session
+from control_plane.operations.signatures import key_store, load_signing_key, signature_path
 from control_plane.registry import PackageRow
 from control_plane.registry_manifest import TrustState, parse_state
 from control_plane.revocations import (
@@ -38,16 +39,13 @@ from control_plane.revocations import (
     parse_revocations,
 )
 from control_plane.signing import (
-    PrivateKey,
     decode_signature,
     encode_signature,
     find_signer,
     key_id,
-    load_private_key,
     sign_digest,
 )
 
-PASSPHRASE_VARIABLE = "CONTROL_PLANE_KEY_PASSPHRASE"  # noqa: S105 -- a variable name
 STATE_NAME = "trust_state.json"
 
 
@@ -99,11 +97,6 @@ class VerifiedRevocations:
     signer: str | None
 
 
-def keystore(layout: RootLayout) -> KeyStore:
-    """The root's key store."""
-    return KeyStore(layout.root / "keys")
-
-
 def list_path(layout: RootLayout) -> Path:
     return layout.registries / LIST_NAME
 
@@ -126,25 +119,6 @@ def read_state(layout: RootLayout) -> TrustState:
     except OSError as exc:
         raise UsageError(f"cannot read {layout.relative(path)}: {exc.strerror}") from exc
     return parse_state(data, layout.relative(path))
-
-
-def signing_key(path: Path, passphrase_file: Path | None, env: Mapping[str, str]) -> PrivateKey:
-    """A private signing key from a PEM file, decrypted with the passphrase file or
-    ``CONTROL_PLANE_KEY_PASSPHRASE``.
-
-    Raises:
-        UsageError: unreadable, not a supported key, or a wrong/missing passphrase.
-    """
-    passphrase: bytes | None = None
-    try:
-        if passphrase_file is not None:
-            passphrase = passphrase_file.read_bytes().rstrip(b"\r\n")
-        elif env.get(PASSPHRASE_VARIABLE):
-            passphrase = env[PASSPHRASE_VARIABLE].encode("utf-8")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
-    return load_private_key(data, str(path), passphrase)
 
 
 def _active(keys: Iterable[StoredKey], revoked: frozenset[str]) -> list[tuple[str, Any]]:
@@ -181,7 +155,7 @@ def load_revocations(
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
     revocations = parse_revocations(data, shown)
-    keys = keystore(layout).load() if keys is None else keys
+    keys = key_store(layout.root).load() if keys is None else keys
     signer = find_signer(
         hashlib.sha256(data).digest(), signature, _active(keys, revocations.revoked_keys)
     )
@@ -206,7 +180,7 @@ def archive_signer(layout: RootLayout, row: PackageRow, keys: Sequence[StoredKey
     Raises:
         SignatureError: the ``.sig`` is malformed.
     """
-    sig_path = layout.root / (row.source + ".sig")
+    sig_path = signature_path(layout.root / row.source)
     if not sig_path.is_file():
         return None
     signature = decode_signature(sig_path.read_bytes(), layout.relative(sig_path))
@@ -214,8 +188,9 @@ def archive_signer(layout: RootLayout, row: PackageRow, keys: Sequence[StoredKey
     return None if found is None else found.key_id
 
 
-def refuse_revoked(session: Session, rows: Iterable[PackageRow]) -> None:
-    """Raise when any of ``rows`` (version, archive digest or archive signer) is revoked.
+def refuse_revoked(session: Session, packages: Iterable[tuple[PackageRow, str | None]]) -> None:
+    """Raise when any package (row, trusted signer key id of its archive) is revoked: its
+    version, its archive digest or its signer.
 
     Raises:
         RevocationError: revoked, or the revocation list itself is refused.
@@ -223,10 +198,8 @@ def refuse_revoked(session: Session, rows: Iterable[PackageRow]) -> None:
     layout = session.layout
     if not (list_path(layout).exists() or read_state(layout).revocations_version):
         return
-    keys = keystore(layout).load()
-    revocations = load_revocations(layout, keys).revocations
-    for row in rows:
-        signer = archive_signer(layout, row, keys) if revocations.revoked_keys else None
+    revocations = load_revocations(layout).revocations
+    for row, signer in packages:
         found = revocations.matching(row.id, str(row.version), row.digest, signer)
         if found is not None:
             raise RevocationError(f"{row.id} {row.version} is revoked: {found.describe()}")
@@ -239,7 +212,7 @@ def revocation_findings(session: Session, packages: Mapping[str, PackageRow]) ->
     try:
         if not (list_path(layout).exists() or read_state(layout).revocations_version):
             return []
-        keys = keystore(layout).load()
+        keys = key_store(layout.root).load()
         revocations = load_revocations(layout, keys).revocations
         findings = []
         for row in sorted(packages.values(), key=lambda item: item.id):
@@ -276,10 +249,10 @@ def revoke(
     """See ``GateOperations.revoke``."""
     target = check_target(kind, value)
     reason = check_reason(reason)
-    private = signing_key(key_path, passphrase_file, env)
+    private = load_signing_key(key_path, passphrase_file, env)
     signer = key_id(private.public_key())
     layout = session.layout
-    keys = keystore(layout).load()
+    keys = key_store(layout.root).load()
     if signer not in {k.key_id for k in keys if not k.revoked}:
         raise UsageError(
             f"signing key {signer} is not trusted in keys/trusted: the list would not verify",
@@ -343,4 +316,34 @@ def show(session: Session) -> RevocationsResult:
         signer=verified.signer,
         entries=verified.revocations.entries,
         warnings=tuple(session.warnings),
+    )
+
+
+def probe_revocations(session: Session, _subjects: object) -> DoctorCheck:
+    """``cpctl doctor``: the revocation list verifies (else every install is refused)."""
+    layout = session.layout
+    shown = layout.relative(list_path(layout))
+    state = read_state(layout)
+    try:
+        verified = load_revocations(layout, state=state)
+    except RevocationError as error:
+        return DoctorCheck(
+            "revocations",
+            "fail",
+            f"{error}: every install is refused until it verifies",
+            error.hint
+            or f"restore {shown} and {shown}{SIG_SUFFIX} from version control or a backup",
+        )
+    accepted = (
+        f"; registry manifest version {state.manifest_version} accepted"
+        if state.manifest_version
+        else ""
+    )
+    if not verified.revocations.entries:
+        return DoctorCheck("revocations", "ok", f"no revocations{accepted}")
+    return DoctorCheck(
+        "revocations",
+        "ok",
+        f"{len(verified.revocations.entries)} revocation(s), list version "
+        f"{verified.revocations.version} signed by {verified.signer}{accepted}",
     )

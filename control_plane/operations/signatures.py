@@ -17,6 +17,8 @@ from pathlib import Path
 from control_plane.digests import parse_digest
 from control_plane.errors import UsageError
 from control_plane.keystore import KeyStore, identify_signer
+from control_plane.layout import RootLayout
+from control_plane.operations import revoking
 from control_plane.operations.session import Session
 from control_plane.registry import PackageRow
 from control_plane.signing import (
@@ -148,13 +150,29 @@ def check_signature(session: Session, row: PackageRow, archive_path: Path) -> st
     return None
 
 
+def list_revoked_keys(layout: RootLayout) -> frozenset[str]:
+    """Key ids the root's signed revocation list revokes (empty when it never had one).
+
+    Raises:
+        RevocationError: the list exists (or existed) and does not verify: fail closed.
+    """
+    if not (revoking.list_path(layout).exists() or revoking.read_state(layout).revocations_version):
+        return frozenset()
+    return revoking.load_revocations(layout).revocations.revoked_keys
+
+
 def refuse_revoked_signer(session: Session, key: PrivateKey) -> str:
     """The signing key's id; warn when the store does not trust it yet.
 
     Raises:
-        SignatureError: the key is revoked in this root.
+        SignatureError: the key is revoked in this root (keys/revoked/ or the revocation list).
+        RevocationError: the revocation list does not verify.
     """
     kid = key_id(key.public_key())
+    if kid in list_revoked_keys(session.layout):
+        raise SignatureError(
+            f"key {kid} is revoked by registries/revocations.json; refusing to sign"
+        )
     for stored in key_store(session.layout.root).load():
         if stored.key_id == kid:
             if stored.revoked:

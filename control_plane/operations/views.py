@@ -40,6 +40,8 @@ def package_json(row: PackageRow) -> dict[str, Any]:
         "output_path": row.output_path,
         "dependencies": [str(dep) for dep in row.dependencies],
         "tier": row.tier.value,
+        "deprecated": row.deprecated,
+        "replacement": row.replacement or None,
         "installed_version": None if row.installed_version is None else str(row.installed_version),
         "installed_digest": row.installed_digest,
     }

@@ -24,6 +24,7 @@ from control_plane.registry.ids import (
 )
 from control_plane.registry.rows import (
     FILE_COLUMNS,
+    LEGACY_PACKAGE_COLUMNS,
     PACKAGE_COLUMNS,
     REG_CP_ID,
     FileRow,
@@ -41,6 +42,7 @@ from control_plane.versions import Dependency, Version, VersionConstraint
 __all__ = [
     "FILE_COLUMNS",
     "ID_PATTERN",
+    "LEGACY_PACKAGE_COLUMNS",
     "MAX_ID_CHARS",
     "PACKAGE_COLUMNS",
     "REG_CP_ID",

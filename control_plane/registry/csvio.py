@@ -24,12 +24,14 @@ from control_plane.findings import Finding
 from control_plane.registry.ids import find_duplicates, normalise_id, shown
 from control_plane.registry.rows import (
     FILE_COLUMNS,
+    LEGACY_PACKAGE_COLUMNS,
     PACKAGE_COLUMNS,
     FileRow,
     PackageRow,
     file_fields,
     file_row,
     is_registry_path,
+    legacy_package_fields,
     package_fields,
     package_row,
 )
@@ -161,16 +163,23 @@ def read_table(
             wrong header, ragged row, malformed quoting, oversize field, blank
             line before data, or more than ``limits.max_rows`` rows.
     """
-    return [
-        CsvRecord(line, fields)
-        for line, fields in _read_records(data, columns, limits=limits, source_name=source_name)
-    ]
+    records, _legacy = _read_records(data, columns, limits=limits, source_name=source_name)
+    return [CsvRecord(line, fields) for line, fields in records]
 
 
 def _read_records(
-    data: bytes, columns: Sequence[str], *, limits: RegistryLimits, source_name: str
-) -> list[tuple[int, tuple[str, ...]]]:
-    """``read_table`` as ``(line, fields)`` pairs: 100,000 dataclasses cost a tenth of a second."""
+    data: bytes,
+    columns: Sequence[str],
+    *,
+    limits: RegistryLimits,
+    source_name: str,
+    legacy: Sequence[str] | None = None,
+) -> tuple[list[tuple[int, tuple[str, ...]]], bool]:
+    """``read_table`` as ``(line, fields)`` pairs: 100,000 dataclasses cost a tenth of a second.
+
+    When the header is exactly ``legacy`` (an older column set), the records
+    keep that width and the flag returned is True; the caller adapts them.
+    """
     text = _decode(data, limits, source_name)
     # The csv module's field limit is process-wide state we neither set nor
     # trust; sizes are checked below, and its own refusal is translated too.
@@ -180,6 +189,7 @@ def _read_records(
     # No field of at most this many characters can exceed max_field_bytes in UTF-8.
     short_field = limits.max_field_bytes // _MAX_UTF8_BYTES_PER_CHAR
     width = len(columns)
+    is_legacy = False
     records: list[tuple[int, tuple[str, ...]]] = []
     header_seen = False
     blank_line = 0
@@ -198,7 +208,12 @@ def _read_records(
                     " (blank lines are allowed only at the end)"
                 )
             if not header_seen:
-                _check_header(fields, columns, source_name)
+                if legacy is not None and tuple(fields) == tuple(legacy):
+                    is_legacy = True
+                    columns = legacy
+                    width = len(columns)
+                else:
+                    _check_header(fields, columns, source_name)
                 header_seen = True
                 continue
             if len(fields) != width:
@@ -232,7 +247,7 @@ def _read_records(
         raise UsageError(f"{source_name}:{reader.line_num}: malformed CSV: {exc}") from None
     if not header_seen:
         raise UsageError(f"{source_name}: empty file, expected the header {','.join(columns)}")
-    return records
+    return records, is_legacy
 
 
 def _quote(field: str) -> str:
@@ -338,10 +353,17 @@ def parse_packages(
 ) -> Parsed[PackageRow]:
     """Parse ``packages_registry.csv`` bytes into valid rows and findings.
 
+    A registry written before deprecation metadata (``LEGACY_PACKAGE_COLUMNS``)
+    reads as rows that are not deprecated; writing always uses ``PACKAGE_COLUMNS``.
+
     Raises:
         UsageError: a structural problem (size, encoding, header, quoting, ragged row, limits).
     """
-    records = _read_records(data, PACKAGE_COLUMNS, limits=limits, source_name=source_name)
+    records, is_legacy = _read_records(
+        data, PACKAGE_COLUMNS, limits=limits, source_name=source_name, legacy=LEGACY_PACKAGE_COLUMNS
+    )
+    if is_legacy:
+        records = [(line, legacy_package_fields(fields)) for line, fields in records]
     built = [(line, *package_row(line, fields, source_name)) for line, fields in records]
     ids = [(line, fields[0]) for line, fields in records if fields[0]]
     checks = [_duplicates(ids, normalise_id, rule="id-duplicate", what="id", source=source_name)]
@@ -363,7 +385,7 @@ def parse_files(
     Raises:
         UsageError: a structural problem (size, encoding, header, quoting, ragged row, limits).
     """
-    records = _read_records(data, FILE_COLUMNS, limits=limits, source_name=source_name)
+    records, _legacy = _read_records(data, FILE_COLUMNS, limits=limits, source_name=source_name)
     built: list[tuple[int, FileRow | None, list[Finding]]] = []
     ids: list[tuple[int, str]] = []
     paths: list[tuple[int, str]] = []

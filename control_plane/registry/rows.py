@@ -30,7 +30,13 @@ from control_plane.versions import Dependency, Version, parse_constraint, parse_
 
 # The exact headers; reading refuses any other column set or order.
 PACKAGE_COLUMNS = ("id", "name", "version", "source", "source_type", "digest", "output_type",
-    "output_path", "dependencies", "tier", "installed_version", "installed_digest")  # fmt: skip
+    "output_path", "dependencies", "tier", "deprecated", "replacement", "installed_version",
+    "installed_digest")  # fmt: skip
+# The header before deprecation metadata; still read (as not deprecated), never written.
+LEGACY_PACKAGE_COLUMNS = tuple(
+    name for name in PACKAGE_COLUMNS if name not in ("deprecated", "replacement")
+)
+_DEPRECATED_AT = PACKAGE_COLUMNS.index("deprecated")
 FILE_COLUMNS = ("id", "path", "sha256", "owner", "kind", "description")
 REG_CP_ID = "REG-CP"
 STORE_PREFIX = "packages_store/"
@@ -61,7 +67,7 @@ class SourceType(StrEnum):
 
 
 class Tier(StrEnum):
-    """How far a package is trusted; an empty CSV cell means ``verified``."""
+    """How far a package is trusted; an empty CSV cell (a legacy row) means ``community``."""
 
     VERIFIED = "verified"
     COMMUNITY = "community"
@@ -81,6 +87,7 @@ class PackageRow:
     ``source`` is the root-relative archive path (``packages_store/NAME.tar.gz``),
     ``digest`` is ``sha256:HEX``, ``output_path`` is ``""`` for the default
     location; ``installed_*`` are both ``None`` while the package is not installed.
+    ``replacement`` is the id of the package that replaces a deprecated one, or ``""``.
     """
 
     id: str
@@ -92,7 +99,9 @@ class PackageRow:
     output_type: OutputType
     output_path: str
     dependencies: tuple[Dependency, ...]
-    tier: Tier = Tier.VERIFIED
+    tier: Tier = Tier.COMMUNITY
+    deprecated: bool = False
+    replacement: str = ""
     installed_version: Version | None = None
     installed_digest: str | None = None
 
@@ -216,7 +225,8 @@ def package_row(
 ) -> tuple[PackageRow | None, list[Finding]]:
     """The typed row for one record's fields, or ``None`` and the findings that stop it."""
     (row_id, name, version_text, source, source_type_text, digest, output_type_text,
-     output_path, dependencies_text, tier_text, installed_version_text, installed_digest,
+     output_path, dependencies_text, tier_text, deprecated_text, replacement,
+     installed_version_text, installed_digest,
     ) = fields  # fmt: skip
     check = _RowCheck(source_name, line, row_id)
     version = installed_version = None
@@ -261,6 +271,7 @@ def package_row(
             "tier",
             f"tier {shown(tier_text)} is not one of: {', '.join(tier.value for tier in Tier)}",
         )
+    _check_deprecation(check, row_id, deprecated_text, replacement)
     if installed_version_text or installed_digest:
         try:
             installed_version = parse_version(installed_version_text)
@@ -284,11 +295,31 @@ def package_row(
         output_type=OutputType(output_type_text),
         output_path=output_path,
         dependencies=dependencies,
-        tier=Tier(tier_text) if tier_text else Tier.VERIFIED,
+        tier=Tier(tier_text) if tier_text else Tier.COMMUNITY,
+        deprecated=deprecated_text == "true",
+        replacement=replacement,
         installed_version=installed_version,
         installed_digest=installed_digest or None,
     )
     return row, []
+
+
+def legacy_package_fields(fields: Sequence[str]) -> tuple[str, ...]:
+    """A record under ``LEGACY_PACKAGE_COLUMNS`` as fields under ``PACKAGE_COLUMNS``."""
+    return (*fields[:_DEPRECATED_AT], "", "", *fields[_DEPRECATED_AT:])
+
+
+def _check_deprecation(check: _RowCheck, row_id: str, deprecated: str, replacement: str) -> None:
+    if deprecated not in ("", "true", "false"):
+        check.add("deprecated", f"deprecated {shown(deprecated)} is not one of: true, false")
+    if not replacement:
+        return
+    if not is_valid_id(replacement):
+        check.add("replacement", f"replacement {shown(replacement)} is not a valid id: {ID_RULE}")
+    elif normalise_id(replacement) == normalise_id(row_id):
+        check.add("replacement", "a package cannot be its own replacement")
+    elif deprecated != "true":
+        check.add("replacement", f"replacement {replacement} is set but the row is not deprecated")
 
 
 def _file_row_is_clean(row_id: str, path: str, sha256: str) -> bool:
@@ -343,7 +374,8 @@ def package_fields(row: PackageRow) -> tuple[str, ...]:
     installed_version = "" if row.installed_version is None else str(row.installed_version)
     return (row.id, row.name, str(row.version), row.source, row.source_type.value, row.digest,
             row.output_type.value, row.output_path, format_dependencies(row.dependencies),
-            row.tier.value, installed_version, row.installed_digest or "")  # fmt: skip
+            row.tier.value, "true" if row.deprecated else "false", row.replacement,
+            installed_version, row.installed_digest or "")  # fmt: skip
 
 
 def file_fields(row: FileRow) -> tuple[str, ...]:
