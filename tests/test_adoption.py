@@ -343,8 +343,7 @@ def test_pre_commit_hooks_are_valid() -> None:
     assert hooks["cpctl-drift"]["always_run"] is True
 
 
-@pytest.mark.parametrize("hook_id", ["cpctl-validate", "cpctl-integrity-check"])
-def test_the_drift_hook_stops_a_root_that_left_its_lock(locked_root: Path, cpctl: CliFn) -> None:
+def test_the_drift_hook_stops_a_root_that_left_its_lock(locked_root: Path) -> None:
     argv = shlex.split(_hooks()["cpctl-drift"]["entry"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROL_PLANE_")}
     env["PATH"] = f"{_bin_dir()}{os.pathsep}{env.get('PATH', '')}"
@@ -359,6 +358,7 @@ def test_the_drift_hook_stops_a_root_that_left_its_lock(locked_root: Path, cpctl
     assert run().returncode == 1
 
 
+@pytest.mark.parametrize("hook_id", ["cpctl-validate", "cpctl-integrity-check"])
 def test_hook_entries_pass_a_good_root_and_stop_a_broken_registry(
     good_root: Path, hook_id: str
 ) -> None:
