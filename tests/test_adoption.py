@@ -324,7 +324,7 @@ def _hooks() -> dict[str, dict[str, Any]]:
 
 def test_pre_commit_hooks_are_valid() -> None:
     hooks = _hooks()
-    assert set(hooks) == {"cpctl-validate", "cpctl-integrity-check"}
+    assert set(hooks) == {"cpctl-validate", "cpctl-integrity-check", "cpctl-drift"}
     for hook_id, hook in hooks.items():
         assert {"id", "name", "entry", "language"} <= set(hook)
         assert hook["language"] == "python"  # pre-commit pip-installs this repository
@@ -340,6 +340,22 @@ def test_pre_commit_hooks_are_valid() -> None:
         assert validate.search(path), path
     assert not validate.search("README.md")
     assert hooks["cpctl-integrity-check"]["always_run"] is True
+    assert hooks["cpctl-drift"]["always_run"] is True
+
+
+def test_the_drift_hook_stops_a_root_that_left_its_lock(locked_root: Path) -> None:
+    argv = shlex.split(_hooks()["cpctl-drift"]["entry"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROL_PLANE_")}
+    env["PATH"] = f"{_bin_dir()}{os.pathsep}{env.get('PATH', '')}"
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, cwd=locked_root, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    assert run().returncode == 0
+    write(locked_root / "docs" / "guide.md", "# edited after locking\n")
+    assert run().returncode == 1
 
 
 @pytest.mark.parametrize("hook_id", ["cpctl-validate", "cpctl-integrity-check"])
