@@ -69,6 +69,8 @@ class Transaction:
     ops: list[_Op] = field(default_factory=list)
     created_dirs: list[Path] = field(default_factory=list)
     _planned_dirs: set[Path] = field(default_factory=set)
+    # True while the journal on disk is recovery's to finish or undo: abort() leaves it alone.
+    _journal_owned_by_recovery: bool = False
 
     @classmethod
     def begin(cls, transactions_dir: Path) -> Transaction:
@@ -128,18 +130,33 @@ class Transaction:
         atomic_write_bytes(self.directory / JOURNAL, json.dumps(journal).encode("utf-8"))
 
     def commit(self, ledger: Ledger, record: LedgerRecord | None) -> None:
-        """Apply every step, pass the commit point, append the ledger entry, clean up."""
+        """Apply every step, pass the commit point, append the ledger entry, clean up.
+
+        An error while applying (a full disk, a permission) undoes the steps already
+        taken before it propagates; one after the commit point leaves the journal for
+        ``recover`` to roll forward.  Either way ``abort`` afterwards is harmless.
+        """
         self._write_journal(PREPARED, record)
-        for directory in self.created_dirs:
-            directory.mkdir(exist_ok=True)
-        for op in self.ops:
-            _apply(op)
+        self._journal_owned_by_recovery = True
+        try:
+            for directory in self.created_dirs:
+                directory.mkdir(exist_ok=True)
+            for op in self.ops:
+                _apply(op)
+        except BaseException:
+            _rollback(self.ops, self.created_dirs)  # if this fails too, recovery has the journal
+            self._journal_owned_by_recovery = False
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
         self._write_journal(COMMITTED, record)
         _finish_committed(self.directory, self.ops, record, ledger)
+        self._journal_owned_by_recovery = False
 
     def abort(self) -> None:
-        """Discard a transaction that never reached ``commit``."""
-        shutil.rmtree(self.directory, ignore_errors=True)
+        """Discard a transaction that never reached ``commit`` (a no-op for one whose
+        journal is left for recovery)."""
+        if not self._journal_owned_by_recovery:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _apply(op: _Op) -> None:

@@ -102,3 +102,51 @@ def test_unreadable_journal_is_left_for_a_human(tree: Path, tmp_path: Path) -> N
     (txn.directory / "journal.json").write_text(json.dumps({"state": "prepared"}))
     with pytest.raises(UsageError, match="journal"):
         recover(tmp_path / "txn", Ledger(tmp_path / "ledger"))
+
+
+@pytest.mark.parametrize("failing", range(3), ids=lambda n: f"error-at-step-{n}")
+def test_an_error_while_applying_is_undone_in_process(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    # Not a crash but an exception (a full disk, a permission): the caller's abort() must
+    # not strand a half-applied tree by deleting the journal.
+    from control_plane import transaction
+
+    before = state(tree)
+    ledger = Ledger(tmp_path / "ledger")
+    txn = build(tree, tmp_path / "txn")
+    calls = {"n": 0}
+
+    def flaky(op: object) -> None:
+        if calls["n"] == failing:
+            raise OSError(28, "No space left on device")
+        calls["n"] += 1
+        _apply(op)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transaction, "_apply", flaky)
+    with pytest.raises(OSError, match="No space"):
+        txn.commit(ledger, RECORD)
+    txn.abort()
+    assert state(tree) == before
+    assert not (tree / "new").exists()
+    assert not any((tmp_path / "txn").iterdir())
+    assert not ledger.path.exists() or ledger.verify_chain() == 0
+
+
+def test_an_error_after_the_commit_point_is_rolled_forward_by_recovery(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(tmp_path / "ledger")
+    txn = build(tree, tmp_path / "txn")
+
+    def broken_append(record: LedgerRecord) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(ledger, "append", broken_append)
+    with pytest.raises(OSError, match="Input/output"):
+        txn.commit(ledger, RECORD)
+    txn.abort()  # must leave the committed journal for recovery
+    monkeypatch.undo()
+    assert recover(tmp_path / "txn", ledger)
+    assert state(tree) == {"keep/old.txt": b"new", "new/dir/fresh.txt": b"fresh"}
+    assert ledger.verify_chain() == 1
