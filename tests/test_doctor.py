@@ -143,6 +143,8 @@ def _trust_new_key(root: Path, name: str = "release") -> Path:
     private = root / "keys" / "private" / f"{name}.key"
     write(private, signing.private_pem(key))
     private.chmod(0o600)
+    public_copy = write(root / "keys" / "private" / f"{name}.pub", signing.public_pem(key))
+    public_copy.chmod(0o644)  # a public key beside it may be readable: not a finding
     return private
 
 

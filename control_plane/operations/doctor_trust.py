@@ -15,10 +15,18 @@ from control_plane.operations.session import Session
 
 _PRIVATE_MARKER = b"PRIVATE KEY"
 _SHOWN = 3
+_KEY_FILE_PREFIX = 64 * 1024  # a PEM key is far smaller; never read a huge stray file whole
 
 
 def key_store(session: Session) -> KeyStore:
     return KeyStore(session.layout.root / "keys")
+
+
+def _holds_private_key(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        return _PRIVATE_MARKER in handle.read(_KEY_FILE_PREFIX)
 
 
 def _exposed_private_keys(store: KeyStore, root: Path) -> list[str]:
@@ -28,11 +36,11 @@ def _exposed_private_keys(store: KeyStore, root: Path) -> list[str]:
         if not directory.is_dir():
             continue
         for path in sorted(directory.iterdir()):
-            if path.is_file() and not path.is_symlink() and _PRIVATE_MARKER in path.read_bytes():
+            if _holds_private_key(path):
                 problems.append(f"{path.relative_to(root).as_posix()} holds a private key")
     if store.private_dir.is_dir():
         for path in sorted(store.private_dir.iterdir()):
-            if path.is_file() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            if _holds_private_key(path) and stat.S_IMODE(path.stat().st_mode) & 0o077:
                 problems.append(f"{path.relative_to(root).as_posix()} is readable by other users")
     return problems
 

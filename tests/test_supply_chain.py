@@ -1,0 +1,73 @@
+"""The README's supply-chain walkthrough, run as written, then attacked."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, snapshot
+
+HEADING = "### Walkthrough: from a key to a locked, signed, verified install"
+
+
+def walkthrough() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index(HEADING) :]
+    match = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "the walkthrough has a bash block"
+    return match.group(1)
+
+
+def shell(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CONTROL_PLANE_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_walkthrough_runs_and_each_attack_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    ran = shell(walkthrough(), root)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert (root / "control_plane.lock").is_file()
+    assert (root / "packages_store/docs.tar.gz.sig").is_file()
+
+    # A drifted file: drift reports it, install refuses and writes nothing.
+    (root / "docs/guide.md").write_text("# Guide, edited\n")
+    drift = shell("cpctl drift", root)
+    assert drift.returncode == 1 and "docs/guide.md" in drift.stdout
+    before = snapshot(root)
+    refused = shell("cpctl remove --id PKG-DOCS", root)
+    assert refused.returncode == 4, refused.stderr
+    assert snapshot(root) == before
+    (root / "docs/guide.md").write_text("# Guide\n")
+
+    # A replaced signature: install refuses (exit 5) and writes nothing.
+    sig = root / "packages_store/docs.tar.gz.sig"
+    good = sig.read_bytes()
+    sig.write_bytes(b"AAAA" + good[4:])
+    before = snapshot(root)
+    refused = shell("cpctl install --id PKG-DOCS --force", root)
+    assert refused.returncode == 5, refused.stderr
+    assert snapshot(root) == before
+    sig.write_bytes(good)
+
+    # A manifest edited after signing: verify and install --manifest refuse (exit 5).
+    manifest = root / "registries/registry.manifest.v1.json"
+    manifest.write_text(manifest.read_text().replace('"verified"', '"community"'))
+    assert shell(f"cpctl registry verify {manifest}", root).returncode == 5
+    before = snapshot(root)
+    refused = shell(f"cpctl install --force --manifest {manifest} --id PKG-DOCS", root)
+    assert refused.returncode == 5, refused.stderr
+    assert snapshot(root) == before
