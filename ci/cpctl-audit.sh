@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Audit a control plane root the way CI should: validate the registries, check every governed
-# file, verify the ledger. Each check's JSON report goes to REPORT_DIR; all three always run.
+# file, verify the ledger -- and, when the root has control_plane.lock, report drift from it.
+# Each check's JSON report goes to REPORT_DIR; every check always runs.
 #
 #   usage: cpctl-audit.sh [ROOT] [REPORT_DIR]
 #     ROOT        default: $CONTROL_PLANE_ROOT, else the current directory
@@ -10,8 +11,8 @@
 #   environment: CPCTL (the cpctl to run; default: cpctl on PATH), CONTROL_PLANE_TOKEN
 #                (when the root requires authentication: a token whose role may verify)
 #
-# Writes REPORT_DIR/{validate,integrity-check,ledger-verify}.json (each one JSON document)
-# and a .stderr file beside each, after all three ran, so they never disturb this run's checks.
+# Writes REPORT_DIR/{validate,integrity-check,ledger-verify[,drift]}.json (each one JSON
+# document) and a .stderr file beside each, after all ran, so they never disturb this run's checks.
 # Exit 0 when every check passed; otherwise the exit code of the first check that failed
 # (1 findings, 2 usage, 3 denied, ...), after naming every one.
 set -uo pipefail
@@ -47,8 +48,9 @@ except (OSError, ValueError):
     sys.exit(0)
 lines = [f"{kind}: {path}" for kind in ("mismatched", "missing", "orphans")
          for path in report.get(kind) or [] if isinstance(path, str)]
-lines += [f"{item.get('subject')}: {item.get('message')} [{item.get('rule')}]"
-          for item in report.get("findings") or [] if isinstance(item, dict)]
+lines += [f"{item.get('subject')}: {item.get('message')} [{item.get('rule') or item.get('kind')}]"
+          for key in ("findings", "drift") for item in report.get(key) or []
+          if isinstance(item, dict)]
 for line in lines[:20]:
     print("    " + line)
 if len(lines) > 20:
@@ -76,6 +78,12 @@ audit() {
 audit validate validate
 audit integrity-check integrity-check
 audit ledger-verify ledger verify
+# A locked root must also match its lock (a root without control_plane.lock is not asked to).
+if [ -f "$root/control_plane.lock" ]; then
+    audit drift drift
+fi
+# Replace this script's reports from an earlier run, so none is left stale.
+rm -f "$reports"/{validate,integrity-check,ledger-verify,drift}.{json,stderr}
 cp "$staging"/* "$reports"/ || exit 2
 
 if [ "${#failed[@]}" -ne 0 ]; then

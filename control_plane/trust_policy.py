@@ -14,10 +14,12 @@ operations layer checks that before it asks this module anything.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from control_plane.errors import UsageError
+from control_plane.findings import Finding
 from control_plane.registry import PackageRow, Tier
 
 
@@ -158,6 +160,19 @@ def judge(row: PackageRow, allow: Allowances) -> Judgement:
     if refusals:
         return Judgement(refusals=refusals)
     return Judgement(notices=notices(row, allow))
+
+
+def replacement_findings(packages: Mapping[str, PackageRow]) -> list[Finding]:
+    """A finding for each deprecated row whose replacement is not a registered package."""
+    return [
+        Finding(
+            row.id,
+            "replacement-unknown",
+            f"replacement {row.replacement} of deprecated {row.id} is not a registered package",
+        )
+        for row in packages.values()
+        if row.deprecated and row.replacement and row.replacement not in packages
+    ]
 
 
 def may_choose_tier(tier: Tier, *, can_override: bool) -> bool:

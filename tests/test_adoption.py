@@ -152,6 +152,49 @@ def test_a_broken_root_fails_naming_the_check(
     assert snapshot(good_root) == before  # an audit writes nothing into the root
 
 
+@pytest.fixture
+def locked_root(good_root: Path, cpctl: CliFn) -> Path:
+    outcome = cpctl("lock", root=good_root)
+    assert outcome.exit_code == 0, outcome.stderr
+    return good_root
+
+
+def test_a_locked_root_is_also_checked_for_drift(locked_root: Path, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    result = _audit(str(locked_root), str(reports))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok      cpctl drift" in result.stdout
+    assert json.loads((reports / "drift.json").read_text(encoding="utf-8"))["ok"] is True
+
+
+def test_drift_from_the_lock_fails_the_audit(
+    locked_root: Path, tmp_path: Path, cpctl: CliFn
+) -> None:
+    # The registry moves on (a new version registered) while the lock still pins the old one.
+    write(locked_root / "docs" / "new.md", "new\n")
+    packed = cpctl(
+        "pack", "--src", "docs", "--id", "PKG-DOCS", "--version", "2.0.0", root=locked_root,
+        cwd=locked_root,
+    )  # fmt: skip
+    assert packed.exit_code == 0, packed.stderr
+    (locked_root / "docs" / "new.md").unlink()
+    result = _audit(str(locked_root), str(tmp_path / "reports"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary == "cpctl-audit: failed: drift (exit 1)"
+    assert "[registry-changed]" in result.stderr
+
+
+def test_stale_reports_of_an_earlier_run_are_removed(
+    locked_root: Path, good_root: Path, tmp_path: Path
+) -> None:
+    reports = tmp_path / "reports"
+    assert _audit(str(locked_root), str(reports)).returncode == 0
+    (locked_root / "control_plane.lock").unlink()
+    assert _audit(str(good_root), str(reports)).returncode == 0
+    assert not (reports / "drift.json").exists()
+
+
 def test_the_failure_log_names_the_findings(good_root: Path, tmp_path: Path) -> None:
     _drift_file(good_root)
     _orphan(good_root)
@@ -281,7 +324,7 @@ def _hooks() -> dict[str, dict[str, Any]]:
 
 def test_pre_commit_hooks_are_valid() -> None:
     hooks = _hooks()
-    assert set(hooks) == {"cpctl-validate", "cpctl-integrity-check"}
+    assert set(hooks) == {"cpctl-validate", "cpctl-integrity-check", "cpctl-drift"}
     for hook_id, hook in hooks.items():
         assert {"id", "name", "entry", "language"} <= set(hook)
         assert hook["language"] == "python"  # pre-commit pip-installs this repository
@@ -297,6 +340,22 @@ def test_pre_commit_hooks_are_valid() -> None:
         assert validate.search(path), path
     assert not validate.search("README.md")
     assert hooks["cpctl-integrity-check"]["always_run"] is True
+    assert hooks["cpctl-drift"]["always_run"] is True
+
+
+def test_the_drift_hook_stops_a_root_that_left_its_lock(locked_root: Path) -> None:
+    argv = shlex.split(_hooks()["cpctl-drift"]["entry"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROL_PLANE_")}
+    env["PATH"] = f"{_bin_dir()}{os.pathsep}{env.get('PATH', '')}"
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, cwd=locked_root, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    assert run().returncode == 0
+    write(locked_root / "docs" / "guide.md", "# edited after locking\n")
+    assert run().returncode == 1
 
 
 @pytest.mark.parametrize("hook_id", ["cpctl-validate", "cpctl-integrity-check"])

@@ -169,3 +169,24 @@ def test_a_symlinked_lock_fails_closed(locked: Path, cpctl: CliFn) -> None:
     outcome = cpctl("install", "--id", "PKG-NEW", root=locked)
     assert outcome.exit_code == 2 and "not a regular file" in outcome.stderr
     assert snapshot(locked) == before
+
+
+def test_doctor_reports_the_lock(locked: Path, cpctl: CliFn) -> None:
+    def lock_check() -> dict:
+        outcome = cpctl("doctor", "--json", root=locked)
+        return next(check for check in outcome.json()["checks"] if check["name"] == "lock")
+
+    assert lock_check()["status"] == "ok"
+    (locked / "docs/guide.md").write_text("edited\n")
+    check = lock_check()
+    assert check["status"] == "fail" and "docs/guide.md" in check["summary"]
+    assert "cpctl drift" in check["fix"]
+    (locked / LOCK).write_bytes(b"not toml [")
+    assert lock_check()["status"] == "fail"
+
+
+def test_dry_run_leaves_the_lock_alone(locked: Path, cpctl: CliFn) -> None:
+    before = snapshot(locked)
+    ok(cpctl("install", "--id", "PKG-NEW", "--dry-run", root=locked))
+    ok(cpctl("remove", "--id", "PKG-DOCS", "--dry-run", root=locked))
+    assert snapshot(locked) == before

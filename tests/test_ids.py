@@ -405,3 +405,50 @@ def test_registry_check_passes_again_after_copying_the_root(
     shutil.copytree(artifacts, clone, ignore=shutil.ignore_patterns(".control_plane"))
     assert validate(cpctl, clone) == (0, [])
     assert cpctl("ids", "build-registry", "--check", root=clone).exit_code == 0
+
+
+# -- crash safety -------------------------------------------------------------------
+
+
+class Crash(BaseException):
+    """Stands in for SIGKILL: nothing after it runs, not even the transaction's abort."""
+
+
+@pytest.mark.parametrize("moment", ["after-card-written", "after-commit-point"])
+def test_an_interrupted_mint_leaves_before_or_after(
+    artifacts: Path, cpctl: CliFn, monkeypatch: pytest.MonkeyPatch, moment: str
+) -> None:
+    from control_plane import transaction
+
+    before = snapshot(artifacts, include_ledger=False)
+    applied: list[Path] = []
+    real_apply = transaction._apply
+
+    def apply(op: transaction._Op) -> None:
+        real_apply(op)
+        applied.append(op.target)
+        if moment == "after-card-written" and len(applied) == 1:
+            raise Crash
+
+    def finish(*args: object) -> None:
+        raise Crash
+
+    monkeypatch.setattr(transaction, "_apply", apply)
+    if moment == "after-commit-point":
+        monkeypatch.setattr(transaction, "_finish_committed", finish)
+    monkeypatch.setattr(transaction.Transaction, "abort", lambda self: None)
+    with pytest.raises(Crash):
+        GateOperations(artifacts, env={}).ids_mint("plugin", "plugins/demo")
+    monkeypatch.undo()
+    # The next command recovers first: back to before, or forward to a complete mint.
+    code, findings = validate(cpctl, artifacts)
+    assert (code, findings) == (0, [])
+    cards = list((artifacts / "ids" / "cards").glob("*.yaml"))
+    if moment == "after-card-written":
+        assert cards == []
+        assert snapshot(artifacts, include_ledger=False) == before
+    else:
+        assert len(cards) == 1 and len(ids_ledger(artifacts)) == 1
+        mints = [entry for entry in main_ledger(artifacts) if entry["action"] == "ids-mint"]
+        assert [entry["txn"] for entry in mints] == [ids_ledger(artifacts)[0]["txn"]]
+    assert cpctl("ledger", "verify", root=artifacts).exit_code == 0

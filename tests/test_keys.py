@@ -340,3 +340,11 @@ def test_revoke_killed_midway_leaves_before_or_after(root: Path, cpctl: CliFn) -
     assert cpctl("keys", "revoke", "victim", root=root).exit_code == 0
     assert [k.revoked for k in KeyStore(root / "keys").load()] == [True]
     assert cpctl("ledger", "verify", root=root).exit_code == 0
+
+
+def test_generate_outside_a_root_needs_out(cpctl: CliFn, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    outcome = cpctl("keys", "generate", "--type", "ed25519", cwd=bare)
+    assert outcome.exit_code == 2 and "--out" in outcome.stderr
+    assert list(bare.iterdir()) == []

@@ -124,7 +124,7 @@ def test_lock_twice_is_byte_identical_and_not_ledgered(locked: Path, cpctl: CliF
     assert outcome.json()["changed"] is False
     assert (locked / LOCK).read_bytes() == first
     assert ledger_size(locked) == entries
-    # The same state locked in another root gives the same bytes: no times, no machine paths.
+    # Locking the same state from scratch gives the same bytes: no times, no machine paths.
     (locked / LOCK).unlink()
     ok(cpctl("lock", root=locked))
     assert (locked / LOCK).read_bytes() == first

@@ -232,14 +232,14 @@ ATTACKS: dict[str, tuple[Attack, bool, int, tuple[str, ...]]] = {
     ),
     "tampered-archive-registry-rewritten": (
         _swap_and_reregister,
-        True,
+        False,
         5,
         ("no trusted key verifies",),
     ),
-    "other-content-with-old-sig": (_repack_other_content, True, 5, ("no trusted key",)),
+    "other-content-with-old-sig": (_repack_other_content, False, 5, ("no trusted key",)),
     "untrusted-key": (
         lambda r, c: _sign_with(r, "stranger", trust=False),
-        True,
+        False,
         5,
         ("no trusted key",),
     ),
@@ -260,7 +260,7 @@ ATTACKS: dict[str, tuple[Attack, bool, int, tuple[str, ...]]] = {
     ),
     "sig-replaced-other-blob": (
         lambda r, c: _replace_with_signature_of_other_blob(r),
-        True,
+        False,
         5,
         ("no trusted key",),
     ),
@@ -312,14 +312,19 @@ def test_update_verifies_the_new_archive(sources: Path, cpctl: CliFn) -> None:
     assert updated.json()["packages"][0]["signer"] == key_id_of(key)
 
 
-def test_unknown_signer_without_the_policy_is_a_warning(sources: Path, cpctl: CliFn) -> None:
+def test_unknown_signer_is_refused_even_without_the_policy(sources: Path, cpctl: CliFn) -> None:
     root = sources
     key = new_key(root, "stranger", trust=False)
     assert pack(cpctl, root, "--sign", str(key)).exit_code == 0
+    before = snapshot(root)
     outcome = cpctl("install", "--id", "PKG-DOCS", "--json", root=root)
-    assert outcome.exit_code == 0, outcome.stderr
-    assert outcome.json()["packages"][0]["signer"] is None
-    assert "no trusted key verifies" in outcome.stderr
+    assert_refused(outcome, 5, before, root, "no trusted key verifies")
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    private = load_pem_private_key(key.read_bytes(), None)
+    write(root / "stranger.pub", public_pem(private))  # type: ignore[arg-type]
+    assert cpctl("keys", "trust", "stranger.pub", root=root, cwd=root).exit_code == 0
+    assert cpctl("install", "--id", "PKG-DOCS", root=root).exit_code == 0
 
 
 # -- passphrases and the sign command ---------------------------------------------------------

@@ -181,12 +181,16 @@ def test_dry_run_is_refused_the_same_way(tiered: Path, cpctl: CliFn) -> None:
     assert outcome.exit_code == 5
 
 
-def test_an_admin_override_is_recorded_as_a_notice(tiered: Path, cpctl: CliFn) -> None:
-    flags = ("--allow-experimental",)
+def test_an_admin_override_is_a_notice_and_in_the_ledger(tiered: Path, cpctl: CliFn) -> None:
+    flags = ("--allow-experimental", "--allow-deprecated")
     outcome = run_as(cpctl, tiered, "alice", "install", "--id", "PKG-EXPERIMENTAL", *flags)
     assert outcome.exit_code == 0
     assert "experimental, installed because of --allow-experimental" in outcome.stderr
-    assert ledger_entries(tiered)[-1]["actor"] == "alice"
+    entry = ledger_entries(tiered)[-1]
+    assert entry["actor"] == "alice" and entry["action"] == "install"
+    assert entry["details"]["overrides"] == list(flags)
+    assert run_as(cpctl, tiered, "alice", "install", "--id", "PKG-VERIFIED").exit_code == 0
+    assert "overrides" not in ledger_entries(tiered)[-1]["details"]
 
 
 # -- choosing tiers ---------------------------------------------------------------
@@ -316,6 +320,15 @@ def _as_legacy(root: Path) -> None:
     path.write_text("".join(line + "\n" for line in kept))
 
 
+def test_validate_reports_a_replacement_that_is_not_registered(packed: Path, cpctl: CliFn) -> None:
+    path = packed / "registries/packages_registry.csv"
+    path.write_text(path.read_text().replace(",false,,", ",true,PKG-GONE,"))
+    outcome = cpctl("validate", "--json", root=packed)
+    assert outcome.exit_code == 1
+    [finding] = outcome.json()["findings"]
+    assert finding["rule"] == "replacement-unknown" and "PKG-GONE" in finding["message"]
+
+
 def test_a_legacy_registry_still_reads_and_is_rewritten_in_the_new_form(
     packed: Path, cpctl: CliFn
 ) -> None:
@@ -362,4 +375,11 @@ def test_validate_checks_the_trust_columns(
     assert rule in {finding["rule"] for finding in outcome.json()["findings"]}
     install = cpctl("install", "--id", "PKG-DOCS", root=packed)
     assert install.exit_code == 2
+    assert snapshot(packed) == before
+
+
+def test_locked_install_takes_no_allow_flags(packed: Path, cpctl: CliFn) -> None:
+    before = snapshot(packed)
+    outcome = cpctl("install", "--locked", "--allow-experimental", root=packed)
+    assert outcome.exit_code == 2 and "--allow-*" in outcome.stderr
     assert snapshot(packed) == before

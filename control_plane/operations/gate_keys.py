@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from control_plane.auth import Action
-from control_plane.errors import ConflictError
+from control_plane.errors import ConflictError, UsageError
 from control_plane.keystore import PUBLIC_SUFFIX, check_key_name
 from control_plane.operations import archive_signing, keys, signatures
 from control_plane.operations.archive_signing import SignResult
@@ -36,6 +36,11 @@ class KeysGate(GateCore):
         Without ``trust`` no token is needed: it only writes a new key pair, by default into
         ``keys/private/`` of the root (git-ignored).
         """
+        if out is None and not self.layout.config.is_file():
+            raise UsageError(
+                f"{self.layout.root} is not a control plane root, so it has no keys/private/",
+                hint="pass --out DIR, or --root ROOT",
+            )
         if not trust:
             return keys.generate(
                 self.layout.root,

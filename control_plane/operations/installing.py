@@ -263,7 +263,10 @@ def _install_closure(
         record = session.record(
             package_id,
             digests={plan.row.id: plan.row.digest for plan in plans},
-            details={"packages": [_ledger_detail(plan) for plan in plans]},
+            details={
+                "packages": [_ledger_detail(plan) for plan in plans],
+                **({"overrides": list(allow.flags())} if allow.flags() else {}),
+            },
             txn=txn,
         )
         session.commit(txn, record)

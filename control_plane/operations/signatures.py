@@ -101,13 +101,13 @@ def signature_bytes(key: PrivateKey, hex_sha256: str) -> bytes:
 def check_signature(session: Session, row: PackageRow, archive_path: Path) -> str | None:
     """Check ``archive_path``'s ``.sig`` (call only after its digest matched ``row.digest``).
 
-    Returns the signer's key id, or None for an archive installed unverified (no
-    signature, or a signature by no key in the store) while ``[policy]
-    require_signatures`` is off; a warning on the session says so.
+    Returns the signer's key id, or None for an unsigned archive while ``[policy]
+    require_signatures`` is off (a warning on the session says so).  A signature that
+    is present must verify with a trusted key, whatever the policy.
 
     Raises:
-        SignatureError: a malformed or replaced signature file, a signature by a revoked
-            key, or (under ``require_signatures``) no signature or no trusted signer.
+        SignatureError: a malformed or replaced signature file, a signature no trusted
+            key verifies, one by a revoked key, or (under ``require_signatures``) none.
         UsageError: an unreadable key store.
     """
     required = session.config.policy.require_signatures
@@ -137,17 +137,13 @@ def check_signature(session: Session, row: PackageRow, archive_path: Path) -> st
         )
     if signer is not None:
         return signer.key_id
-    if required:
-        raise SignatureError(
-            f"{shown}: no trusted key verifies this signature of {row.id} "
-            "(an unknown signer, or the archive changed since it was signed)",
-            hint="cpctl keys trust the signer's public key, or re-sign the archive",
-        )
-    session.warnings.append(
-        f"{row.id}: no trusted key verifies {shown} (unknown signer, or the archive changed "
-        "since signing); installed unverified because [policy] require_signatures is off"
+    # A signature is a claim; one that no trusted key confirms is refused whatever the policy:
+    # an unknown signer and a signature over other bytes look the same, and both fail closed.
+    raise SignatureError(
+        f"{shown}: no trusted key verifies this signature of {row.id} "
+        "(an unknown signer, or the archive changed since it was signed)",
+        hint="cpctl keys trust the signer's public key, or re-sign the archive (cpctl sign)",
     )
-    return None
 
 
 def list_revoked_keys(layout: RootLayout) -> frozenset[str]:

@@ -21,6 +21,7 @@ from control_plane.fsutil import atomic_write_bytes
 from control_plane.operations.results import SyncResult, ValidateResult
 from control_plane.operations.session import Session
 from control_plane.registry import FileRow, OutputType, PackageRow, parse_files, parse_packages
+from control_plane.trust_policy import replacement_findings
 
 COMPILED_SCHEMA = "control-plane.compiled/1"
 COMPILED_NAME = "registry.json"
@@ -127,6 +128,7 @@ def validate(session: Session) -> ValidateResult:
     findings.extend(file_findings)
     packages = {row.id: row for row in package_rows}
     findings.extend(dependency_findings(packages))
+    findings.extend(replacement_findings(packages))
     for row in package_rows:
         findings.extend(_archive_findings(session, row))
         if (
