@@ -286,3 +286,17 @@ def test_only_admins_revoke(keyed: Path, cpctl: CliFn) -> None:
     )
     assert outcome.exit_code == 3 and "may not trust" in outcome.stderr
     assert snapshot(keyed, include_ledger=False) == before
+
+
+def test_update_refuses_a_revoked_new_version(keyed: Path, cpctl: CliFn) -> None:
+    assert cpctl("install", "--id", "PKG-DOCS", root=keyed, cwd=keyed).exit_code == 0
+    write(keyed / "docs" / "guide.md", "# Guide 2\n")
+    outcome = cpctl(
+        "pack", "--src", "docs", "--id", "PKG-DOCS", "--version", "2.0.0", root=keyed, cwd=keyed
+    )
+    assert outcome.exit_code == 0, outcome.stderr
+    revoke(cpctl, keyed, "--package", "PKG-DOCS@2.0.0")
+    before = snapshot(keyed)
+    outcome = cpctl("update", "--id", "PKG-DOCS", root=keyed, cwd=keyed)
+    assert outcome.exit_code == 5 and "PKG-DOCS 2.0.0 is revoked" in outcome.stderr
+    assert snapshot(keyed) == before
