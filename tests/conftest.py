@@ -136,3 +136,23 @@ def packed(root: Path, cpctl: CliFn) -> Iterator[Path]:
     assert outcome.exit_code == 0, outcome.stderr
     shutil.rmtree(root / "docs")  # as on a fresh machine: only the archive remains
     yield root
+
+
+def ledger_entries(root: Path) -> list[dict]:
+    """The root's ledger entries, parsed."""
+    path = root / "ledger" / "ledger.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def assert_refused(
+    outcome: Outcome, code: int, before: dict[str, str], root: Path, *words: str
+) -> None:
+    """A refusal: exit ``code``, one ``cpctl: error:`` line naming ``words``, no traceback,
+    and nothing under the root changed since ``before``."""
+    assert outcome.exit_code == code, (outcome.stdout, outcome.stderr)
+    errors = [line for line in outcome.stderr.splitlines() if line.startswith("cpctl: error:")]
+    assert len(errors) == 1, outcome.stderr
+    assert "Traceback" not in outcome.stderr
+    for word in words:
+        assert word in outcome.stderr, outcome.stderr
+    assert snapshot(root) == before

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CliFn, snapshot, write
+from conftest import CliFn, ledger_entries, snapshot, write
 
 from control_plane.auth import ROLE_ACTIONS, Action, Role, mint_hmac_token
 
@@ -45,11 +45,6 @@ COMMANDS: dict[Action, tuple[str, ...]] = {
     Action.DEPRECATE: ("deprecate", "--id", "PKG-DOCS"),
     Action.TRUST: ("registry", "export"),
 }
-
-
-def ledger_entries(root: Path) -> list[dict]:
-    path = root / "ledger/ledger.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("action", list(Action), ids=[a.value for a in Action])

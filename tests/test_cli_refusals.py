@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import CliFn, snapshot, write
+from conftest import CliFn, assert_refused, snapshot, write
 from hostile import HOSTILE, drop, gzip_bomb, many_empty_entries
 
 from control_plane.registry import OutputType, PackageRow, SourceType, dump_packages, parse_packages
@@ -34,16 +34,6 @@ def forge_row(
         )
     )
     registry.write_bytes(dump_packages(rows))
-
-
-def assert_refused(outcome, code: int, before: dict, root: Path, *words: str) -> None:
-    assert outcome.exit_code == code, (outcome.stdout, outcome.stderr)
-    lines = [line for line in outcome.stderr.splitlines() if line.startswith("cpctl: error:")]
-    assert len(lines) == 1, outcome.stderr
-    assert "Traceback" not in outcome.stderr
-    for word in words:
-        assert word in outcome.stderr
-    assert snapshot(root) == before
 
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE), ids=sorted(HOSTILE))

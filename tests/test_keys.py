@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import stat
 from pathlib import Path
 
 import pytest
-from conftest import CliFn, snapshot, write
+from conftest import CliFn, assert_refused, ledger_entries, snapshot, write
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from control_plane.auth import mint_hmac_token
@@ -15,20 +14,6 @@ from control_plane.keystore import KeyStore
 from control_plane.signing import generate_key, key_id, load_public_key, private_pem, public_pem
 
 SECRET = "keys test secret of sufficient length"
-
-
-def assert_refused(outcome, code: int, before: dict, root: Path, *words: str) -> None:
-    assert outcome.exit_code == code, (outcome.stdout, outcome.stderr)
-    errors = [line for line in outcome.stderr.splitlines() if line.startswith("cpctl: error:")]
-    assert len(errors) == 1, outcome.stderr
-    assert "Traceback" not in outcome.stderr
-    for word in words:
-        assert word in outcome.stderr, outcome.stderr
-    assert snapshot(root) == before
-
-
-def ledger(root: Path) -> list[dict]:
-    return [json.loads(line) for line in (root / "ledger/ledger.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("kind", ["ed25519", "ecdsa-p256"])
@@ -145,7 +130,7 @@ def test_trust_list_revoke_round_trip_is_ledgered(root: Path, cpctl: CliFn, tmp_
     assert statuses == {"ci": "trusted", "one": "revoked"}
     # by a 12+ digit prefix of the key id
     assert cpctl("keys", "revoke", key_id(two.public_key())[7:21], root=root).exit_code == 0
-    entries = [e for e in ledger(root) if e["action"] in {"trust", "revoke"}]
+    entries = [e for e in ledger_entries(root) if e["action"] in {"trust", "revoke"}]
     assert [(e["action"], e["target"], e["result"]) for e in entries] == [
         ("trust", key_id(one.public_key()), "ok"),
         ("trust", key_id(two.public_key()), "ok"),
@@ -234,7 +219,7 @@ def test_generate_and_trust(root: Path, cpctl: CliFn) -> None:
     assert (root / "keys/trusted/rel.pub").read_bytes() == (
         root / "keys/private/rel.pub"
     ).read_bytes()
-    assert ledger(root)[-1]["action"] == "trust"
+    assert ledger_entries(root)[-1]["action"] == "trust"
 
 
 # -- roles ------------------------------------------------------------------------------------
@@ -283,7 +268,7 @@ def test_only_admins_trust_and_revoke(
     assert outcome.exit_code == 3, outcome.stderr
     assert "may not trust" in outcome.stderr
     assert snapshot(hmac_root, include_ledger=False) == before
-    denial = ledger(hmac_root)[-1]
+    denial = ledger_entries(hmac_root)[-1]
     assert (denial["result"], denial["actor"], denial["action"]) == ("denied", user, "trust")
     # everyone may list
     assert cpctl(*token, "keys", "list", root=hmac_root, env=env).exit_code == 0

@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CliFn, snapshot, write
+from conftest import CliFn, assert_refused, ledger_entries, snapshot, write
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -28,20 +27,6 @@ from control_plane.signing import (
 
 ARCHIVE = "packages_store/docs.tar.gz"
 SIG = ARCHIVE + ".sig"
-
-
-def assert_refused(outcome, code: int, before: dict, root: Path, *words: str) -> None:
-    assert outcome.exit_code == code, (outcome.stdout, outcome.stderr)
-    errors = [line for line in outcome.stderr.splitlines() if line.startswith("cpctl: error:")]
-    assert len(errors) == 1, outcome.stderr
-    assert "Traceback" not in outcome.stderr
-    for word in words:
-        assert word in outcome.stderr, outcome.stderr
-    assert snapshot(root) == before
-
-
-def ledger(root: Path) -> list[dict]:
-    return [json.loads(line) for line in (root / "ledger/ledger.jsonl").read_text().splitlines()]
 
 
 def require_signatures(root: Path) -> None:
@@ -95,12 +80,12 @@ def test_pack_sign_then_install_records_the_signer(
     sig = (root / SIG).read_bytes()
     assert sig.endswith(b"\n") and sig.count(b"\n") == 1
     base64.b64decode(sig.strip(), validate=True)
-    assert ledger(root)[-1]["details"]["signer"] == signer
+    assert ledger_entries(root)[-1]["details"]["signer"] == signer
     require_signatures(root)
     installed = cpctl("install", "--id", "PKG-DOCS", "--json", root=root)
     assert installed.exit_code == 0, installed.stderr
     assert installed.json()["packages"][0]["signer"] == signer
-    entry = ledger(root)[-1]
+    entry = ledger_entries(root)[-1]
     assert entry["action"] == "install" and entry["details"]["packages"][0]["signer"] == signer
 
 
@@ -109,7 +94,7 @@ def test_unsigned_install_reports_null_signer_and_a_warning(packed: Path, cpctl:
     assert outcome.exit_code == 0, outcome.stderr
     assert outcome.json()["packages"][0]["signer"] is None
     assert "unsigned" in outcome.stderr
-    assert ledger(packed)[-1]["details"]["packages"][0]["signer"] is None
+    assert ledger_entries(packed)[-1]["details"]["packages"][0]["signer"] is None
 
 
 def test_cosign_sign_blob_signature_installs(packed: Path, cpctl: CliFn) -> None:
@@ -425,7 +410,7 @@ def test_sign_is_ledgered_and_warns_for_an_untrusted_key(sources: Path, cpctl: C
     assert outcome.exit_code == 0, outcome.stderr
     assert "not in keys/trusted/" in outcome.stderr
     assert outcome.json()["signature"] == SIG
-    entry = ledger(root)[-1]
+    entry = ledger_entries(root)[-1]
     assert entry["action"] == "sign" and entry["details"]["signature"] == SIG
     assert cpctl("ledger", "verify", root=root).exit_code == 0
 

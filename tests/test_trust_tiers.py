@@ -3,12 +3,11 @@ the allow flags; dependencies obey the same rules; every refusal writes nothing.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CliFn, Outcome, snapshot, write
+from conftest import CliFn, Outcome, ledger_entries, snapshot, write
 
 from control_plane.auth import mint_hmac_token
 from control_plane.registry import LEGACY_PACKAGE_COLUMNS, PACKAGE_COLUMNS, Tier, parse_packages
@@ -21,11 +20,6 @@ ALLOW_ALL = ("--allow-experimental", "--allow-deprecated", "--allow-downgrade")
 def packages_of(root: Path) -> dict:
     data = (root / "registries/packages_registry.csv").read_bytes()
     return {row.id: row for row in parse_packages(data).require_clean()}
-
-
-def ledger_entries(root: Path) -> list[dict]:
-    path = root / "ledger/ledger.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def pack(root: Path, cpctl: CliFn, package_id: str, *args: str, version: str = "1.0.0") -> None:

@@ -26,6 +26,7 @@ from control_plane.operations.signatures import (
     key_store,
     list_revoked_keys,
     read_passphrase,
+    read_small_file,
 )
 from control_plane.signing import (
     KEY_TYPES,
@@ -235,16 +236,7 @@ def read_public_key(path: Path) -> PublicKey:
     Raises:
         UsageError: unreadable, too large, not a PEM public key, or an unsupported type.
     """
-    try:
-        if path.is_symlink() or not path.is_file():
-            raise UsageError(f"{path} is not a regular file")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_PUBLIC_KEY_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_PUBLIC_KEY_BYTES:
-        raise UsageError(f"{path} is too large for a public key")
-    return load_public_key(data, str(path))
+    return load_public_key(read_small_file(path, MAX_PUBLIC_KEY_BYTES, "public key"), str(path))
 
 
 def trust(session: Session, public: PublicKey, name: str) -> KeyChangeResult:

@@ -48,7 +48,7 @@ def signature_path(archive: Path) -> Path:
     return archive.with_name(archive.name + SIGNATURE_SUFFIX)
 
 
-def _read_small_file(path: Path, limit: int, what: str) -> bytes:
+def read_small_file(path: Path, limit: int, what: str) -> bytes:
     """Read a regular file of at most ``limit`` bytes; one-line UsageError otherwise."""
     try:
         if path.is_symlink() or not path.is_file():
@@ -72,7 +72,7 @@ def read_passphrase(
         UsageError: the file is unreadable, too large, or its first line is empty.
     """
     if passphrase_file is not None:
-        data = _read_small_file(passphrase_file, MAX_PASSPHRASE_FILE_BYTES, "passphrase file")
+        data = read_small_file(passphrase_file, MAX_PASSPHRASE_FILE_BYTES, "passphrase file")
         first = data.split(b"\n", 1)[0].removesuffix(b"\r")
         if not first:
             raise UsageError(f"passphrase file {passphrase_file}: the first line is empty")
@@ -89,7 +89,7 @@ def load_signing_key(
     Raises:
         UsageError: unreadable, not a supported private key, or a wrong/missing passphrase.
     """
-    data = _read_small_file(path, MAX_PRIVATE_KEY_BYTES, "private key")
+    data = read_small_file(path, MAX_PRIVATE_KEY_BYTES, "private key")
     return load_private_key(data, str(path), read_passphrase(passphrase_file, env))
 
 
