@@ -192,3 +192,30 @@ def test_unreadable_public_key_fails_the_keys_check(cpctl: CliFn, root: Path) ->
     code, checks = checks_of(cpctl, root)
     assert code == 1
     assert checks["keys"]["status"] == "fail" and "broken.pub" in checks["keys"]["summary"]
+
+
+def test_installed_packages_later_deprecated_or_untrusted_are_named(
+    cpctl: CliFn, packed: Path
+) -> None:
+    assert cpctl("install", "--id", "PKG-DOCS", root=packed).exit_code == 0
+    write(packed / "other" / "x.md", "x\n")
+    assert (
+        cpctl("pack", "--src", "other", "--id", "PKG-NEW", root=packed, cwd=packed).exit_code == 0
+    )
+    assert (
+        cpctl("deprecate", "--id", "PKG-DOCS", "--replacement", "PKG-NEW", root=packed).exit_code
+        == 0
+    )
+    code, checks = checks_of(cpctl, packed)
+    assert checks["tiers"]["status"] == "warn"
+    assert "PKG-DOCS (use PKG-NEW)" in checks["tiers"]["summary"]
+    registry = packed / "registries" / "packages_registry.csv"
+    lines = registry.read_text().splitlines()
+    lines = [
+        line.replace(",community,", ",untrusted,") if line.startswith("PKG-DOCS,") else line
+        for line in lines
+    ]
+    registry.write_text("\n".join(lines) + "\n")
+    code, checks = checks_of(cpctl, packed)
+    assert code == 1 and checks["tiers"]["status"] == "fail"
+    assert "cpctl remove" in checks["tiers"]["fix"]

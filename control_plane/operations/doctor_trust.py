@@ -15,6 +15,7 @@ from control_plane.ledger import Ledger
 from control_plane.operations import revoking
 from control_plane.operations.results import DoctorCheck
 from control_plane.operations.session import Session
+from control_plane.registry.rows import Tier
 
 if TYPE_CHECKING:
     from control_plane.operations.doctor import Subjects
@@ -59,8 +60,7 @@ def probe_keys(session: Session, _subjects: object) -> DoctorCheck:
         return DoctorCheck(
             "keys",
             "fail",
-            "; ".join(exposed[:_SHOWN])
-            + (f"; and {len(exposed) - _SHOWN} more" if len(exposed) > _SHOWN else ""),
+            _listed(exposed, "; "),
             "keep private keys only in keys/private/ (git-ignored) with mode 600: "
             "chmod 600 keys/private/*; move any private key out of keys/trusted/ and rotate it",
         )
@@ -108,9 +108,7 @@ def probe_policy(session: Session, _subjects: object) -> DoctorCheck:
     if policy.require_signatures:
         unsigned = _unsigned_archives(session)
         if unsigned:
-            shown = ", ".join(unsigned[:_SHOWN]) + (
-                f" and {len(unsigned) - _SHOWN} more" if len(unsigned) > _SHOWN else ""
-            )
+            shown = _listed(unsigned)
             return DoctorCheck(
                 "policy",
                 "fail",
@@ -156,4 +154,39 @@ def probe_trust_state(session: Session, subjects: Subjects) -> DoctorCheck:
         "trust-state",
         "ok",
         f"last accepted registry manifest version {state.manifest_version} (ledger: {recorded})",
+    )
+
+
+def probe_tiers(session: Session, _subjects: object) -> DoctorCheck:
+    """Installed packages whose registry row has since been marked untrusted or deprecated:
+    install would refuse them now, so they deserve a look."""
+    untrusted: list[str] = []
+    deprecated: list[str] = []
+    for row in sorted(session.packages().values(), key=lambda row: row.id):
+        if row.installed_digest is None:
+            continue
+        if row.tier is Tier.UNTRUSTED:
+            untrusted.append(row.id)
+        if row.deprecated:
+            deprecated.append(f"{row.id} (use {row.replacement})" if row.replacement else row.id)
+    if untrusted:
+        return DoctorCheck(
+            "tiers",
+            "fail",
+            "installed but now untrusted: " + _listed(untrusted),
+            "cpctl remove --id ID (an untrusted package is never installed again)",
+        )
+    if deprecated:
+        return DoctorCheck(
+            "tiers",
+            "warn",
+            "installed but now deprecated: " + _listed(deprecated),
+            "install the replacement, then cpctl remove --id ID",
+        )
+    return DoctorCheck("tiers", "ok", "no installed package is untrusted or deprecated")
+
+
+def _listed(items: list[str], separator: str = ", ") -> str:
+    return separator.join(items[:_SHOWN]) + (
+        f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
     )
