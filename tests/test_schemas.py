@@ -45,6 +45,7 @@ EXPECTED_SCHEMA = {
     "keys-revoke": "key-change", "sign": "sign", "deprecate": "deprecate", "lock": "lock-write", "drift": "drift",
     "ids-mint": "ids-mint", "ids-validate": "ids-validate",
     "ids-build-registry": "ids-registry", "ids-build-registry-check": "ids-registry",
+    "plugin-new": "plugin-new", "plugin-build": "plugin-build", "plugin-validate": "plugin-validate",
 }  # fmt: skip
 
 

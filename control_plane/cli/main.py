@@ -16,6 +16,7 @@ from control_plane.cli import (
     ledger,
     lock,
     packages,
+    plugin,
     registries,
     schemas,
     tiers,
@@ -87,6 +88,7 @@ for module in (
     lock,
     schemas,
     tiers,
+    plugin,
 ):
     module.register(cli)
 completion.complete_package_ids(cli)
