@@ -10,6 +10,7 @@ from control_plane import __version__
 from control_plane.cli import (
     checks,
     completion,
+    components,
     identity,
     ids,
     keys,
@@ -87,6 +88,7 @@ for module in (
     lock,
     schemas,
     tiers,
+    components,
 ):
     module.register(cli)
 completion.complete_package_ids(cli)
