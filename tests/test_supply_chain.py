@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, snapshot
+from tests.conftest import REPO, ledger_entries, snapshot
 
 HEADING = "### Walkthrough: from a key to a locked, signed, verified install"
 
@@ -71,3 +72,16 @@ def test_the_walkthrough_runs_and_each_attack_is_refused(tmp_path: Path) -> None
     refused = shell(f"cpctl install --force --manifest {manifest} --id PKG-DOCS", root)
     assert refused.returncode == 5, refused.stderr
     assert snapshot(root) == before
+
+    # trust_state.json is unsigned: rolled back by hand, doctor catches it from the ledger.
+    installs = [entry for entry in ledger_entries(root) if entry["action"] == "install"]
+    assert installs[-1]["details"]["manifest"]["version"] == 1
+    state = root / "registries/trust_state.json"
+    document = json.loads(state.read_text())
+    document["manifest_version"] = 0
+    state.write_text(json.dumps(document))
+    doctor = shell("cpctl doctor --json", root)
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    checks = {check["name"]: check for check in json.loads(doctor.stdout)["checks"]}
+    assert checks["trust-state"]["status"] == "fail"
+    assert "ledger records version 1" in checks["trust-state"]["summary"]

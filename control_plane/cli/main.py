@@ -10,6 +10,7 @@ from control_plane import __version__
 from control_plane.cli import (
     checks,
     completion,
+    components,
     identity,
     ids,
     keys,
@@ -89,6 +90,7 @@ for module in (
     schemas,
     tiers,
     plugin,
+    components,
 ):
     module.register(cli)
 completion.complete_package_ids(cli)

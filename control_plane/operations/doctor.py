@@ -17,7 +17,7 @@ from control_plane.errors import ControlPlaneError
 from control_plane.ledger import Ledger
 from control_plane.operations import checks, ledger_ops, views
 from control_plane.operations.doctor_lock import probe_lock
-from control_plane.operations.doctor_trust import probe_keys, probe_policy
+from control_plane.operations.doctor_trust import probe_keys, probe_policy, probe_trust_state
 from control_plane.operations.results import DoctorCheck, DoctorResult
 from control_plane.operations.revoking import probe_revocations
 from control_plane.operations.session import Session
@@ -164,6 +164,7 @@ PROBES: tuple[Probe, ...] = (
     probe_keys,
     probe_policy,
     probe_revocations,
+    probe_trust_state,
     probe_lock,
 )
 

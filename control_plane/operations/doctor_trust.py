@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from control_plane.keystore import KeyStore, StoredKey
+from control_plane.ledger import Ledger
+from control_plane.operations import revoking
 from control_plane.operations.results import DoctorCheck
 from control_plane.operations.session import Session
+
+if TYPE_CHECKING:
+    from control_plane.operations.doctor import Subjects
 
 _PRIVATE_MARKER = b"PRIVATE KEY"
 _SHOWN = 3
@@ -113,3 +119,41 @@ def probe_policy(session: Session, _subjects: object) -> DoctorCheck:
                 "sign them: cpctl sign --id ID --key keys/private/NAME.key",
             )
     return DoctorCheck("policy", "ok", summary)
+
+
+def accepted_manifest_versions(ledger: Ledger) -> int:
+    """The newest registry manifest version the ledger records as accepted by an install."""
+    newest = 0
+    for entry in ledger.entries():
+        fields = entry.fields
+        details = fields.get("details")
+        if fields.get("result") != "ok" or not isinstance(details, dict):
+            continue
+        manifest = details.get("manifest")
+        if isinstance(manifest, dict) and isinstance(manifest.get("version"), int):
+            newest = max(newest, manifest["version"])
+    return newest
+
+
+def probe_trust_state(session: Session, subjects: Subjects) -> DoctorCheck:
+    """``registries/trust_state.json`` holds the last accepted manifest version, and it is
+    unsigned: compare it with what the signed ledger recorded, so a rolled-back copy (which
+    would let an older manifest be replayed) is caught."""
+    state = revoking.read_state(session.layout)
+    recorded = accepted_manifest_versions(subjects.ledger)
+    shown = session.layout.relative(revoking.state_path(session.layout))
+    if state.manifest_version < recorded:
+        return DoctorCheck(
+            "trust-state",
+            "fail",
+            f"{shown} says manifest version {state.manifest_version} was the last accepted, but the "
+            f"ledger records version {recorded}: an older manifest could be replayed",
+            f"restore {shown} from version control or a backup (manifest_version = {recorded})",
+        )
+    if not recorded and not state.manifest_version:
+        return DoctorCheck("trust-state", "ok", "no registry manifest accepted yet")
+    return DoctorCheck(
+        "trust-state",
+        "ok",
+        f"last accepted registry manifest version {state.manifest_version} (ledger: {recorded})",
+    )

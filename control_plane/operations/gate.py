@@ -26,6 +26,7 @@ from control_plane.operations import (
     signatures,
     views,
 )
+from control_plane.operations.gate_components import ComponentsGate
 from control_plane.operations.gate_ids import IdsGate
 from control_plane.operations.gate_keys import KeysGate
 from control_plane.operations.gate_ledger import LedgerGate
@@ -50,7 +51,9 @@ from control_plane.operations.results import (
 from control_plane.trust_policy import NO_ALLOWANCES, Allowances, may_choose_tier, parse_tier
 
 
-class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate, LockGate, TiersGate, PluginsGate):
+class GateOperations(
+    LedgerGate, KeysGate, TrustGate, IdsGate, LockGate, TiersGate, PluginsGate, ComponentsGate
+):
     """Authenticated, authorised, ledgered operations on one control plane root.
 
     ``GateOperations(control_plane_root=Path('.'), token=token)``; the token may

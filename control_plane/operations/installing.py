@@ -266,6 +266,7 @@ def _install_closure(
             details={
                 "packages": [_ledger_detail(plan) for plan in plans],
                 **({"overrides": list(allow.flags())} if allow.flags() else {}),
+                **_manifest_detail(session),
             },
             txn=txn,
         )
@@ -278,6 +279,15 @@ def _install_closure(
         packages=tuple(plan.change() for plan in plans),
         warnings=tuple(session.warnings),
     )
+
+
+def _manifest_detail(session: Session) -> dict[str, object]:
+    """The registry manifest that authorised this change, for the ledger: the ledger, not the
+    unsigned trust_state.json, is the record an auditor can hold a rollback against."""
+    pinned = session.manifest
+    if pinned is None:
+        return {}
+    return {"manifest": {"version": pinned.manifest.version, "sha256": pinned.sha256}}
 
 
 def _plan_deletions(session: Session, plan: Plan, files: dict[str, FileRow], force: bool) -> None:
