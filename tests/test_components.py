@@ -150,6 +150,14 @@ def _other_schema(root: Path) -> None:
     (root / "plugins.json").write_text('{"schema_version": "plugins.v0"}', encoding="utf-8")
 
 
+def _deep(root: Path) -> None:
+    (root / "plugins.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+
+
+def _binary(root: Path) -> None:
+    (root / "plugins.json").write_bytes(b"\xff\xfe{}")
+
+
 def _delete(root: Path) -> None:
     (root / "plugins.json").unlink()
 
@@ -164,11 +172,13 @@ def _delete(root: Path) -> None:
         (_reformat, "drift", "manifest-format", "canonical form"),
         (_malform, "malformed", "manifest-malformed", "run cpctl plugins export"),
         (_other_schema, "malformed", "manifest-malformed", "control-plane.plugins/1"),
+        (_deep, "malformed", "manifest-malformed", "nested too deeply"),
+        (_binary, "malformed", "manifest-malformed", "not UTF-8"),
         (_delete, "missing", "manifest-missing", "does not exist"),
     ],
     ids=[
         "field-edited", "component-added", "component-removed", "hand-edited", "reformatted",
-        "malformed", "other-schema", "missing",
+        "malformed", "other-schema", "deeply-nested", "not-utf8", "missing",
     ],
 )  # fmt: skip
 def test_lint_names_each_drift(
@@ -207,9 +217,14 @@ def test_lint_names_each_drift(
          "must be literals"),
         ("@component('tool', name='x', version='1.0.0')\ndef f(): pass\n", "must be keywords"),
         ("def broken(:\n", "cannot parse"),
+        ("x = " + "(" * 100_000 + ")" * 100_000 + "\n", "cannot parse"),
+        ("@component(type='tool', name='x', version='1.0.0', deprecated={'since': 'soon'})\n"
+         "def f(): pass\n", "deprecated.since"),
+        ("@component(type='tool', name='naïve', version='1.0.0')\ndef f(): pass\n",
+         "must be letters"),
     ],
     ids=["bad-semver", "bad-type", "no-name", "unknown-arg", "not-literal", "positional",
-         "syntax-error"],
+         "syntax-error", "deeply-nested", "bad-since", "non-ascii-name"],
 )  # fmt: skip
 def test_a_bad_declaration_refuses_export_and_fails_lint(
     declared: Path, cpctl: CliFn, source: str, words: str
