@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 
 from control_plane.schemas import load_schema
-from tests.conftest import CliFn, assert_refused, ledger_entries, snapshot, write
+from tests.conftest import REPO, CliFn, assert_refused, ledger_entries, snapshot, write
 
 READER = '''\
 """Tools for reading."""
@@ -322,3 +327,24 @@ def test_a_reader_may_lint_but_not_export(root: Path, cpctl: CliFn) -> None:
     assert denied.exit_code == 3
     assert snapshot(root, include_ledger=False) == before
     assert cpctl("--token", token, "plugins", "lint", root=root, env=env).exit_code == 1
+
+
+def test_the_pre_commit_hook_stops_a_stale_manifest(declared: Path) -> None:
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    entry = next(hook["entry"] for hook in hooks if hook["id"] == "cpctl-plugins-lint")
+    found = shutil.which("cpctl", path=str(Path(sys.executable).parent))
+    assert found, "cpctl is not installed beside this Python"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROL_PLANE_")}
+    env["PATH"] = f"{Path(found).parent}{os.pathsep}{env.get('PATH', '')}"
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            shlex.split(entry), cwd=declared, env=env, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+
+    assert run().returncode == 0
+    _edit_field(declared)
+    stale = run()
+    assert stale.returncode == 1
+    assert "component-changed" in stale.stdout
