@@ -348,3 +348,31 @@ def test_the_pre_commit_hook_stops_a_stale_manifest(declared: Path) -> None:
     stale = run()
     assert stale.returncode == 1
     assert "component-changed" in stale.stdout
+
+
+def test_the_ci_audit_lints_a_root_with_a_manifest(
+    declared: Path, cpctl: CliFn, tmp_path: Path
+) -> None:
+    for source in ("plugins/reading/tools.py", "plugins/flows.py"):
+        assert cpctl("hash-update", "--path", source, root=declared, cwd=declared).exit_code == 0
+    found = shutil.which("cpctl", path=str(Path(sys.executable).parent))
+    assert found, "cpctl is not installed beside this Python"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROL_PLANE_", "CPCTL"))}
+    env["PATH"] = f"{Path(found).parent}{os.pathsep}{env.get('PATH', '')}"
+    reports = tmp_path / "reports"
+
+    def audit() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(REPO / "ci" / "cpctl-audit.sh"), str(declared), str(reports)],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    clean = audit()
+    assert clean.returncode == 0, clean.stdout + clean.stderr  # plugins.json is no orphan
+    assert "ok      cpctl plugins lint" in clean.stdout
+    assert json.loads((reports / "plugins-lint.json").read_text(encoding="utf-8"))["ok"] is True
+    _hand_edit(declared)
+    stale = audit()
+    assert stale.returncode == 1
+    assert "plugins-lint (exit 1)" in stale.stderr
+    assert "component-changed" in stale.stderr
