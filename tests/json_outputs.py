@@ -31,6 +31,7 @@ FILES = {
     "registries/registry.manifest.v1.json.sigs": "control-plane.registry-signatures/1",
     "registries/revocations.json": "control-plane.revocations/1",
     "registries/trust_state.json": "control-plane.trust-state/1",
+    "plugins/demo/plugin.spec.json": "control-plane.plugin-spec/1",
     "plugins.json": "control-plane.plugins/1",
 }
 LINES = {
@@ -141,6 +142,9 @@ def _trust(state: Exercised, run: Runner, base: Path) -> None:
     run("ids-validate", "ids", "validate")
     run("ids-build-registry", "ids", "build-registry")
     run("ids-build-registry-check", "ids", "build-registry", "--check")
+    run("plugin-new", "plugin", "new", "demo", "--op", "mint")
+    run("plugin-build", "plugin", "build", "demo")
+    run("plugin-validate", "plugin", "validate", "demo")
     run("error-rejected", "registry", "verify", "registries/revocations.json", exit_code=5)
 
 

@@ -17,6 +17,7 @@ from control_plane.cli import (
     ledger,
     lock,
     packages,
+    plugin,
     registries,
     schemas,
     tiers,
@@ -88,6 +89,7 @@ for module in (
     lock,
     schemas,
     tiers,
+    plugin,
     components,
 ):
     module.register(cli)
