@@ -98,9 +98,13 @@ def module_name(relative_path: str) -> str | None:
     parts = relative_path.removesuffix(".py").split("/")
     if parts and parts[-1] == "__init__":
         parts = parts[:-1]
-    if not parts or not all(part.isidentifier() and not keyword.iskeyword(part) for part in parts):
+    if not parts or not all(_identifier(part) for part in parts):
         return None
     return ".".join(parts)
+
+
+def _identifier(text: str) -> bool:
+    return text.isascii() and text.isidentifier() and not keyword.iskeyword(text)
 
 
 def _marker_call(decorator: ast.expr) -> ast.Call | None:
@@ -133,7 +137,9 @@ def _component(values: dict[str, object], attribute: str, module: str, source: s
     if kind not in TYPES:
         raise ValueError(f"type must be one of {', '.join(TYPES)}, not {kind!r}")
     name = _text(values["name"], "name")
-    if len(name) > MAX_NAME_CHARS or not all(c.isalnum() or c in "._-" for c in name):
+    if len(name) > MAX_NAME_CHARS or not all(
+        c.isascii() and (c.isalnum() or c in "._-") for c in name
+    ):
         raise ValueError(f"name {name!r} must be letters, digits, '.', '_' or '-'")
     version = _text(values["version"], "version")
     try:
@@ -166,6 +172,10 @@ def _deprecation(value: object) -> Deprecation | None:
     if not isinstance(value, dict) or not set(value) <= {"since", "replacement"}:
         raise ValueError("deprecated must be None or {'since': VERSION, 'replacement': NAME}")
     since = _text(value.get("since"), "deprecated.since")
+    try:
+        parse_version(since)
+    except UsageError as error:
+        raise ValueError(f"deprecated.since: {error}") from None
     return Deprecation(since, _optional_text(value.get("replacement"), "deprecated.replacement"))
 
 
@@ -182,6 +192,8 @@ def scan_source(relative_path: str, source: bytes) -> tuple[list[Component], lis
         tree = ast.parse(source, filename=relative_path)
     except (SyntaxError, ValueError) as error:
         return [], [Finding(relative_path, "component-source", f"cannot parse: {error}")]
+    except (RecursionError, MemoryError):
+        return [], [Finding(relative_path, "component-source", "cannot parse: nested too deeply")]
     declared = [
         (node, call)
         for node in tree.body
@@ -202,6 +214,8 @@ def scan_source(relative_path: str, source: bytes) -> tuple[list[Component], lis
     for node, call in declared:
         where = f"{relative_path}:{node.lineno}"
         try:
+            if not _identifier(node.name):
+                raise ValueError("the attribute name must be an ASCII Python identifier")
             if call.args or any(keyword.arg is None for keyword in call.keywords):
                 raise ValueError("arguments must be keywords (no positional or ** arguments)")
             values = {kw.arg: _literal(kw.value, kw.arg) for kw in call.keywords if kw.arg}
@@ -247,6 +261,8 @@ def parse_manifest(data: bytes) -> dict[tuple[str, str], dict[str, Any]]:
         document = strict_loads(data)
     except UnicodeDecodeError:
         raise ValueError("not UTF-8") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         raise ValueError(f"not a {SCHEMA} document")
     if set(document) != {"schema", "components"} or not isinstance(document["components"], list):

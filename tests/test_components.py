@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 
 from control_plane.schemas import load_schema
-from tests.conftest import CliFn, assert_refused, ledger_entries, snapshot, write
+from tests.conftest import REPO, CliFn, assert_refused, ledger_entries, snapshot, write
 
 READER = '''\
 """Tools for reading."""
@@ -150,6 +155,14 @@ def _other_schema(root: Path) -> None:
     (root / "plugins.json").write_text('{"schema_version": "plugins.v0"}', encoding="utf-8")
 
 
+def _deep(root: Path) -> None:
+    (root / "plugins.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+
+
+def _binary(root: Path) -> None:
+    (root / "plugins.json").write_bytes(b"\xff\xfe{}")
+
+
 def _delete(root: Path) -> None:
     (root / "plugins.json").unlink()
 
@@ -164,11 +177,13 @@ def _delete(root: Path) -> None:
         (_reformat, "drift", "manifest-format", "canonical form"),
         (_malform, "malformed", "manifest-malformed", "run cpctl plugins export"),
         (_other_schema, "malformed", "manifest-malformed", "control-plane.plugins/1"),
+        (_deep, "malformed", "manifest-malformed", "nested too deeply"),
+        (_binary, "malformed", "manifest-malformed", "not UTF-8"),
         (_delete, "missing", "manifest-missing", "does not exist"),
     ],
     ids=[
         "field-edited", "component-added", "component-removed", "hand-edited", "reformatted",
-        "malformed", "other-schema", "missing",
+        "malformed", "other-schema", "deeply-nested", "not-utf8", "missing",
     ],
 )  # fmt: skip
 def test_lint_names_each_drift(
@@ -207,9 +222,14 @@ def test_lint_names_each_drift(
          "must be literals"),
         ("@component('tool', name='x', version='1.0.0')\ndef f(): pass\n", "must be keywords"),
         ("def broken(:\n", "cannot parse"),
+        ("x = " + "(" * 100_000 + ")" * 100_000 + "\n", "cannot parse"),
+        ("@component(type='tool', name='x', version='1.0.0', deprecated={'since': 'soon'})\n"
+         "def f(): pass\n", "deprecated.since"),
+        ("@component(type='tool', name='naïve', version='1.0.0')\ndef f(): pass\n",
+         "must be letters"),
     ],
     ids=["bad-semver", "bad-type", "no-name", "unknown-arg", "not-literal", "positional",
-         "syntax-error"],
+         "syntax-error", "deeply-nested", "bad-since", "non-ascii-name"],
 )  # fmt: skip
 def test_a_bad_declaration_refuses_export_and_fails_lint(
     declared: Path, cpctl: CliFn, source: str, words: str
@@ -307,3 +327,52 @@ def test_a_reader_may_lint_but_not_export(root: Path, cpctl: CliFn) -> None:
     assert denied.exit_code == 3
     assert snapshot(root, include_ledger=False) == before
     assert cpctl("--token", token, "plugins", "lint", root=root, env=env).exit_code == 1
+
+
+def test_the_pre_commit_hook_stops_a_stale_manifest(declared: Path) -> None:
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    entry = next(hook["entry"] for hook in hooks if hook["id"] == "cpctl-plugins-lint")
+    found = shutil.which("cpctl", path=str(Path(sys.executable).parent))
+    assert found, "cpctl is not installed beside this Python"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROL_PLANE_")}
+    env["PATH"] = f"{Path(found).parent}{os.pathsep}{env.get('PATH', '')}"
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            shlex.split(entry), cwd=declared, env=env, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+
+    assert run().returncode == 0
+    _edit_field(declared)
+    stale = run()
+    assert stale.returncode == 1
+    assert "component-changed" in stale.stdout
+
+
+def test_the_ci_audit_lints_a_root_with_a_manifest(
+    declared: Path, cpctl: CliFn, tmp_path: Path
+) -> None:
+    for source in ("plugins/reading/tools.py", "plugins/flows.py"):
+        assert cpctl("hash-update", "--path", source, root=declared, cwd=declared).exit_code == 0
+    found = shutil.which("cpctl", path=str(Path(sys.executable).parent))
+    assert found, "cpctl is not installed beside this Python"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROL_PLANE_", "CPCTL"))}
+    env["PATH"] = f"{Path(found).parent}{os.pathsep}{env.get('PATH', '')}"
+    reports = tmp_path / "reports"
+
+    def audit() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(REPO / "ci" / "cpctl-audit.sh"), str(declared), str(reports)],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    clean = audit()
+    assert clean.returncode == 0, clean.stdout + clean.stderr  # plugins.json is no orphan
+    assert "ok      cpctl plugins lint" in clean.stdout
+    assert json.loads((reports / "plugins-lint.json").read_text(encoding="utf-8"))["ok"] is True
+    _hand_edit(declared)
+    stale = audit()
+    assert stale.returncode == 1
+    assert "plugins-lint (exit 1)" in stale.stderr
+    assert "component-changed" in stale.stderr
