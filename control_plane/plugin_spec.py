@@ -14,10 +14,11 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from control_plane import __version__
 from control_plane.errors import UsageError
 from control_plane.findings import Finding
 from control_plane.schemas import load_schema
-from control_plane.versions import parse_version
+from control_plane.versions import parse_constraint, parse_version
 
 SPEC_SCHEMA = "control-plane.plugin-spec/1"
 PLUGINS_DIR = "plugins"
@@ -153,6 +154,7 @@ def check_spec(data: bytes, subject: str, key: str) -> tuple[PluginSpec | None, 
         parse_version(document["version"])
     except UsageError as error:
         findings.append(Finding(subject, "spec-semver", str(error)))
+    findings += compatibility_findings(document["compatibility"], subject)
     op_ids = [op["id"] for op in document["operations"]]
     for op, count in sorted(Counter(op_ids).items()):
         if count > 1:
@@ -178,6 +180,37 @@ def check_spec(data: bytes, subject: str, key: str) -> tuple[PluginSpec | None, 
         ),
     )
     return spec, []
+
+
+def compatibility_findings(ranges: dict[str, str], subject: str) -> list[Finding]:
+    """Every range must parse (``>=1.2,<2``); the ``control_plane`` range must admit this
+    version of cpctl, else the plugin cannot be loaded here."""
+    findings: list[Finding] = []
+    for name, text in sorted(ranges.items()):
+        try:
+            constraint = parse_constraint(text)
+        except UsageError as error:
+            findings.append(Finding(subject, "spec-compatibility", f"{name}: {error}"))
+            continue
+        if name == "control_plane" and not constraint.allows(parse_version(__version__)):
+            message = f"control_plane {text} does not admit this cpctl ({__version__})"
+            findings.append(Finding(subject, "spec-compatibility", message))
+    return findings
+
+
+def declared_ops(data: bytes) -> tuple[str, ...]:
+    """The valid, distinct operation ids a spec declares, even when the spec has other
+    problems (so ``validate`` still checks each operation's files)."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return ()
+    operations = document.get("operations") if isinstance(document, dict) else None
+    if not isinstance(operations, list):
+        return ()
+    ids = [op.get("id") for op in operations if isinstance(op, dict)]
+    valid = [op for op in ids if isinstance(op, str) and token_problem(op) is None]
+    return tuple(dict.fromkeys(valid))
 
 
 def _where(path: Any) -> str:

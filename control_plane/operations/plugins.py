@@ -281,11 +281,10 @@ def validate_one(session: Session, plugin: PluginDir) -> list[Finding]:
             findings.append(Finding(f"{plugin.rel}/{rel}", "plugin-missing-baseline", message))
     derived, problems = _derive(session, plugin)
     findings += [f for f in problems if f.rule != "plugin-missing-baseline"]
-    spec_bytes = plugin.read(ps.SPEC_FILE)
-    spec = None if spec_bytes is None else ps.check_spec(spec_bytes, "", plugin.key)[0]
-    if spec is not None:
-        for op in spec.op_ids:
-            findings += checks.check_operation(op, plugin.read, plugin.rel)
+    spec_bytes = plugin.read(ps.SPEC_FILE) or b""
+    spec = ps.check_spec(spec_bytes, "", plugin.key)[0]
+    for op in ps.declared_ops(spec_bytes):
+        findings += checks.check_operation(op, plugin.read, plugin.rel)
     if spec is not None and derived is not None:
         findings += checks.check_derived(spec, derived, plugin.read, plugin.rel)
     src, _ = plugin.src_files()
@@ -307,7 +306,11 @@ def validate(session: Session, key: str | None, every: bool) -> PluginValidateRe
     findings: list[Finding] = []
     for plugin in plugins:
         if ps.token_problem(plugin.key) is not None:
-            message = f"{plugin.key!r} is not a valid plugin key"
+            message = f"{plugin.key[:60]!r} is not a valid plugin key"
+            findings.append(Finding(plugin.rel, "plugin-key", message))
+            continue
+        if plugin.path.is_symlink():
+            message = "a symbolic link: plugins must be real directories inside the root"
             findings.append(Finding(plugin.rel, "plugin-key", message))
             continue
         findings += validate_one(session, plugin)
