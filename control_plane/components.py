@@ -31,11 +31,14 @@ from typing import Any
 from control_plane.errors import UsageError
 from control_plane.findings import Finding
 from control_plane.jsoncanon import strict_loads
+from control_plane.plugin_spec import SPEC_FILE as PLUGIN_SPEC_FILE
+from control_plane.plugin_spec import check_spec
 from control_plane.versions import parse_version
 
 SCHEMA = "control-plane.plugins/1"
 MANIFEST_FILE = "plugins.json"
 SOURCE_DIR = "plugins"
+SPEC_FILE = PLUGIN_SPEC_FILE  # plugins/KEY/plugin.spec.json: one component per operation
 MARKER = "component"
 TYPES = ("agent", "tool", "workflow")
 FIELDS = ("type", "name", "version", "input", "output", "tags", "description", "deprecated")
@@ -222,6 +225,69 @@ def scan_source(relative_path: str, source: bytes) -> tuple[list[Component], lis
             components.append(_component(values, node.name, module, relative_path))
         except ValueError as error:
             findings.append(Finding(where, "component-declaration", f"{node.name}: {error}"))
+    return components, findings
+
+
+PLUGIN_HANDLER = "src/handler.py"
+
+
+def _top_level_names(source: bytes) -> set[str] | None:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    names = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        names.update(target.id for target in targets if isinstance(target, ast.Name))
+    return names
+
+
+def spec_components(
+    key: str, spec: bytes, handler: bytes | None
+) -> tuple[list[Component], list[Finding]]:
+    """One ``tool`` component per operation of ``plugins/KEY/plugin.spec.json``: named
+    ``KEY.OP``, imported from the plugin's handler (``plugins.KEY.src.handler:OP``, which
+    must define it), with the operation's scaffolded schemas as its I/O references."""
+    base = f"{SOURCE_DIR}/{key}"
+    subject = f"{base}/{SPEC_FILE}"
+    try:
+        parsed, findings = check_spec(spec, subject, key)
+    except (RecursionError, ValueError, MemoryError):
+        return [], [Finding(subject, "component-source", "cannot parse the plugin spec")]
+    if parsed is None:
+        return [], findings
+    handler_path = f"{base}/{PLUGIN_HANDLER}"
+    module = module_name(handler_path)
+    defined = None if handler is None else _top_level_names(handler)
+    if module is None or defined is None:
+        why = "is missing or cannot be parsed" if module else "is not a Python module name"
+        return [], [Finding(handler_path, "component-import-path", f"the plugin handler {why}")]
+    components: list[Component] = []
+    for op in parsed.operations:
+        if op.id not in defined:
+            message = f"operation {op.id}: the handler defines no {op.id} (run cpctl plugin build)"
+            findings.append(Finding(handler_path, "component-import-path", message))
+            continue
+        capabilities = {item for item in parsed.capabilities if isinstance(item, str) and item}
+        components.append(
+            Component(
+                type="tool",
+                name=f"{key}.{op.id}",
+                import_path=f"{module}:{op.id}",
+                version=parsed.version,
+                input_schema=f"{base}/schemas/{op.id}.in.schema.json",
+                output_schema=f"{base}/schemas/{op.id}.out.schema.json",
+                tags=tuple(sorted({f"plugin:{key}", *capabilities})),
+                description=op.description or parsed.description,
+                deprecated=None,
+                source=subject,
+            )
+        )
     return components, findings
 
 

@@ -376,3 +376,96 @@ def test_the_ci_audit_lints_a_root_with_a_manifest(
     assert stale.returncode == 1
     assert "plugins-lint (exit 1)" in stale.stderr
     assert "component-changed" in stale.stderr
+
+
+# --- plugins/KEY/plugin.spec.json: one component per operation --------------------------------
+
+
+@pytest.fixture
+def scaffolded(root: Path, cpctl: CliFn) -> Path:
+    outcome = cpctl("plugin", "new", "demo", "--op", "mint", "--op", "burn", root=root)
+    assert outcome.exit_code == 0, outcome.stderr
+    _declare(root)
+    outcome = cpctl("plugins", "export", root=root)
+    assert outcome.exit_code == 0, outcome.stdout + outcome.stderr
+    return root
+
+
+def test_plugin_operations_are_components(scaffolded: Path, cpctl: CliFn) -> None:
+    document = _manifest(scaffolded)
+    _check("control-plane.plugins/1", document)
+    by_name = {item["name"]: item for item in document["components"]}
+    mint = by_name["demo.mint"]
+    assert mint["type"] == "tool"
+    assert mint["import"] == "plugins.demo.src.handler:mint"
+    assert mint["version"] == "0.1.0"
+    assert mint["schema"] == {
+        "input": "plugins/demo/schemas/mint.in.schema.json",
+        "output": "plugins/demo/schemas/mint.out.schema.json",
+    }
+    assert mint["source"] == "plugins/demo/plugin.spec.json"
+    assert mint["tags"] == ["plugin:demo"]
+    for item in by_name.values():
+        if item["source"].endswith(".json"):
+            assert (scaffolded / item["schema"]["input"]).is_file()
+    names = [(item["type"], item["name"]) for item in document["components"]]
+    assert names == sorted(names)
+    assert cpctl("plugins", "lint", root=scaffolded).exit_code == 0
+
+
+def test_a_spec_change_is_drift_until_exported(scaffolded: Path, cpctl: CliFn) -> None:
+    spec_path = scaffolded / "plugins" / "demo" / "plugin.spec.json"
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    spec["version"] = "0.2.0"
+    spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+    outcome = cpctl("plugins", "lint", root=scaffolded)
+    assert outcome.exit_code == 1
+    assert "tool demo.mint: version" in outcome.stdout
+    assert cpctl("plugins", "export", root=scaffolded).exit_code == 0
+    assert cpctl("plugins", "lint", root=scaffolded).exit_code == 0
+
+
+def _duplicate_op(root: Path) -> None:
+    spec_path = root / "plugins" / "demo" / "plugin.spec.json"
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    spec["operations"].append(dict(spec["operations"][0]))
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+
+
+def _drop_handler_function(root: Path) -> None:
+    handler = root / "plugins" / "demo" / "src" / "handler.py"
+    text = handler.read_text(encoding="utf-8").replace("def burn(", "def renamed_burn(")
+    handler.write_text(text.replace('"burn": burn,', '"burn": renamed_burn,'), encoding="utf-8")
+
+
+def _delete_handler(root: Path) -> None:
+    (root / "plugins" / "demo" / "src" / "handler.py").unlink()
+
+
+def _deep_spec(root: Path) -> None:
+    (root / "plugins" / "demo" / "plugin.spec.json").write_text("[" * 100_000, encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("change", "rule", "subject"),
+    [
+        (_duplicate_op, "spec-duplicate-op", "plugins/demo/plugin.spec.json"),
+        (_drop_handler_function, "component-import-path", "plugins/demo/src/handler.py"),
+        (_delete_handler, "component-import-path", "plugins/demo/src/handler.py"),
+        (_deep_spec, "component-source", "plugins/demo/plugin.spec.json"),
+    ],
+    ids=["duplicate-operation", "handler-lacks-operation", "handler-missing", "deep-json"],
+)
+def test_a_broken_plugin_refuses_export(
+    scaffolded: Path, cpctl: CliFn, change: Callable[[Path], None], rule: str, subject: str
+) -> None:
+    change(scaffolded)
+    before = snapshot(scaffolded)
+    outcome = cpctl("plugins", "export", "--json", root=scaffolded)
+    assert outcome.exit_code == 1, outcome.stderr
+    assert "Traceback" not in outcome.stderr
+    document = outcome.json()
+    assert document["status"] == "refused"
+    assert {(f["rule"], f["subject"]) for f in document["findings"]} >= {(rule, subject)}
+    assert snapshot(scaffolded) == before
+    assert cpctl("plugins", "lint", root=scaffolded).exit_code == 1

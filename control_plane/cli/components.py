@@ -11,8 +11,9 @@ from control_plane.operations.components import PluginsExportResult, PluginsLint
 
 @click.group()
 def plugins() -> None:
-    """The component manifest plugins.json: every @component(...) declared in plugins/**/*.py,
-    read without importing it, sorted by type and name.
+    """The component manifest plugins.json: every @component(...) declared in plugins/**/*.py
+    and every operation of plugins/*/plugin.spec.json, read without importing anything,
+    sorted by type and name.
 
     \b
     Example:

@@ -1,6 +1,7 @@
 """plugins export, plugins lint: the component manifest ``plugins.json``.
 
-Declarations are read from ``plugins/**/*.py`` with ``ast`` (``control_plane.components``);
+Declarations are read from ``plugins/**/*.py`` with ``ast`` and from each
+``plugins/KEY/plugin.spec.json`` (one component per operation; ``control_plane.components``);
 no component module is ever imported.  Export writes in a transaction and is ledgered;
 lint only reads.
 """
@@ -111,6 +112,44 @@ def _source_files(root: Path) -> tuple[list[Path], list[Finding]]:
     return sorted(files), findings
 
 
+def _plugin_dirs(root: Path) -> list[Path]:
+    """``plugins/KEY/`` directories holding a ``plugin.spec.json`` (links not followed)."""
+    base = root / comp.SOURCE_DIR
+    if base.is_symlink() or not base.is_dir():
+        return []
+    return sorted(
+        path
+        for path in base.iterdir()
+        if path.is_dir() and not path.is_symlink() and os.path.lexists(path / comp.SPEC_FILE)
+    )
+
+
+def _small_file(path: Path, rel: str) -> tuple[bytes | None, Finding | None]:
+    if path.is_symlink() or not path.is_file():
+        exists = os.path.lexists(path)
+        return None, Finding(
+            rel, "component-source", "not a regular file; not read"
+        ) if exists else None
+    try:
+        if path.stat().st_size > MAX_SOURCE_BYTES:
+            return None, Finding(rel, "component-source", "larger than 4 MiB; not read")
+        return path.read_bytes(), None
+    except OSError as error:
+        return None, Finding(rel, "component-source", f"cannot read: {error.strerror}")
+
+
+def _plugin_spec(root: Path, directory: Path) -> tuple[list[Component], list[Finding]]:
+    """The components a plugin's spec declares (one per operation)."""
+    rel = directory.relative_to(root).as_posix()
+    spec, problem = _small_file(directory / comp.SPEC_FILE, f"{rel}/{comp.SPEC_FILE}")
+    if spec is None:
+        return [], [problem] if problem else []
+    handler, problem = _small_file(directory / comp.PLUGIN_HANDLER, f"{rel}/{comp.PLUGIN_HANDLER}")
+    if problem is not None:
+        return [], [problem]
+    return comp.spec_components(directory.name, spec, handler)
+
+
 def declarations(root: Path) -> Declarations:
     """Scan the root's component declarations (never importing them)."""
     files, findings = _source_files(root)
@@ -126,6 +165,10 @@ def declarations(root: Path) -> Declarations:
             findings.append(Finding(rel, "component-source", f"cannot read: {error.strerror}"))
             continue
         items, problems = comp.scan_source(rel, data)
+        found.extend(items)
+        findings.extend(problems)
+    for directory in _plugin_dirs(root):
+        items, problems = _plugin_spec(root, directory)
         found.extend(items)
         findings.extend(problems)
     ordered, duplicates = comp.collect(found)
