@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Audit a control plane root the way CI should: validate the registries, check every governed
-# file, verify the ledger -- and, when the root has control_plane.lock, report drift from it.
+# file, verify the ledger -- and, when the root has control_plane.lock, report drift from it;
+# when it has plugins.json, lint that component manifest.
 # Each check's JSON report goes to REPORT_DIR; every check always runs.
 #
 #   usage: cpctl-audit.sh [ROOT] [REPORT_DIR]
@@ -11,7 +12,7 @@
 #   environment: CPCTL (the cpctl to run; default: cpctl on PATH), CONTROL_PLANE_TOKEN
 #                (when the root requires authentication: a token whose role may verify)
 #
-# Writes REPORT_DIR/{validate,integrity-check,ledger-verify[,drift]}.json (each one JSON
+# Writes REPORT_DIR/{validate,integrity-check,ledger-verify[,drift][,plugins-lint]}.json (each one JSON
 # document) and a .stderr file beside each, after all ran, so they never disturb this run's checks.
 # Exit 0 when every check passed; otherwise the exit code of the first check that failed
 # (1 findings, 2 usage, 3 denied, ...), after naming every one.
@@ -82,8 +83,12 @@ audit ledger-verify ledger verify
 if [ -f "$root/control_plane.lock" ]; then
     audit drift drift
 fi
+# A root that keeps a component manifest must keep it current.
+if [ -f "$root/plugins.json" ]; then
+    audit plugins-lint plugins lint
+fi
 # Replace this script's reports from an earlier run, so none is left stale.
-rm -f "$reports"/{validate,integrity-check,ledger-verify,drift}.{json,stderr}
+rm -f "$reports"/{validate,integrity-check,ledger-verify,drift,plugins-lint}.{json,stderr}
 cp "$staging"/* "$reports"/ || exit 2
 
 if [ "${#failed[@]}" -ne 0 ]; then

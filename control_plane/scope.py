@@ -31,6 +31,8 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
     "control_plane.toml",
     "control_plane.lock",
     "MANIFEST.json",
+    # Generated from plugins/ (which stays governed); ``cpctl plugins lint`` checks it.
+    "plugins.json",
     "**/__pycache__/**",
     "**/*.pyc",
     ".venv/**",

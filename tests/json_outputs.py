@@ -31,6 +31,8 @@ FILES = {
     "registries/registry.manifest.v1.json.sigs": "control-plane.registry-signatures/1",
     "registries/revocations.json": "control-plane.revocations/1",
     "registries/trust_state.json": "control-plane.trust-state/1",
+    "plugins/demo/plugin.spec.json": "control-plane.plugin-spec/1",
+    "plugins.json": "control-plane.plugins/1",
 }
 LINES = {
     "ledger/ledger.jsonl": "control-plane.ledger-entry/1",
@@ -140,7 +142,29 @@ def _trust(state: Exercised, run: Runner, base: Path) -> None:
     run("ids-validate", "ids", "validate")
     run("ids-build-registry", "ids", "build-registry")
     run("ids-build-registry-check", "ids", "build-registry", "--check")
+    run("plugin-new", "plugin", "new", "demo", "--op", "mint")
+    run("plugin-build", "plugin", "build", "demo")
+    run("plugin-validate", "plugin", "validate", "demo")
     run("error-rejected", "registry", "verify", "registries/revocations.json", exit_code=5)
+
+
+def _components(root: Path, run: Runner) -> None:
+    """The component manifest: export, unchanged, lint clean, drift, re-export."""
+    _write(root / "plugins" / "reading.py",
+           '@component(type="tool", name="csv_reader", version="1.0.0", input="in.json",\n'
+           '           tags=["csv"], deprecated={"since": "1.0.0", "replacement": None})\n'
+           "class CsvReader:\n    pass\n")  # fmt: skip
+    run("plugins-export", "plugins", "export")
+    run("plugins-export-unchanged", "plugins", "export")
+    run("plugins-lint", "plugins", "lint")
+    _write(root / "plugins" / "flows.py",
+           '@component(type="workflow", name="nightly", version="2.0.0")\ndef nightly():\n'
+           "    pass\n")  # fmt: skip
+    run("plugins-lint-drift", "plugins", "lint", exit_code=1)
+    _write(root / "plugins" / "broken.py", "@component(type='tool')\ndef f(): pass\n")
+    run("plugins-export-refused", "plugins", "export", exit_code=1)
+    (root / "plugins" / "broken.py").unlink()
+    run("plugins-export-rewritten", "plugins", "export")
 
 
 def exercise(base: Path) -> Exercised:
@@ -205,6 +229,7 @@ def exercise(base: Path) -> Exercised:
         run(f"{label}-check", "ledger", "verify-proof", str(state.files[label]), str(saved))
     run("schema-list", "schema", "--list")
     _trust(state, run, base)
+    _components(root, run)
     run("error-unknown-package", "install", "--id", "PKG-NOPE", exit_code=2)
     run("error-usage", "hash-update", "--path", "../outside", exit_code=2)
     # HMAC: a token, then who it identifies, then a denial.

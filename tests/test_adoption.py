@@ -324,12 +324,14 @@ def _hooks() -> dict[str, dict[str, Any]]:
 
 def test_pre_commit_hooks_are_valid() -> None:
     hooks = _hooks()
-    assert set(hooks) == {"cpctl-validate", "cpctl-integrity-check", "cpctl-drift"}
+    assert set(hooks) == {
+        "cpctl-validate", "cpctl-integrity-check", "cpctl-drift", "cpctl-plugins-lint"
+    }  # fmt: skip
     for hook_id, hook in hooks.items():
         assert {"id", "name", "entry", "language"} <= set(hook)
         assert hook["language"] == "python"  # pre-commit pip-installs this repository
         assert hook["pass_filenames"] is False
-        assert hook["entry"] == "cpctl " + hook_id.removeprefix("cpctl-")
+        assert hook["entry"].replace(" ", "-") == hook_id  # cpctl plugins lint: cpctl-plugins-lint
         assert set(hook) <= KNOWN_HOOK_KEYS
     validate = re.compile(hooks["cpctl-validate"]["files"])
     for path in (
@@ -341,6 +343,10 @@ def test_pre_commit_hooks_are_valid() -> None:
     assert not validate.search("README.md")
     assert hooks["cpctl-integrity-check"]["always_run"] is True
     assert hooks["cpctl-drift"]["always_run"] is True
+    plugins_lint = re.compile(hooks["cpctl-plugins-lint"]["files"])
+    assert plugins_lint.search("plugins/demo/src/tool.py")
+    assert plugins_lint.search("plugins.json")
+    assert not plugins_lint.search("registries/plugins.json")
 
 
 def test_the_drift_hook_stops_a_root_that_left_its_lock(locked_root: Path) -> None:

@@ -45,6 +45,10 @@ EXPECTED_SCHEMA = {
     "keys-revoke": "key-change", "sign": "sign", "deprecate": "deprecate", "lock": "lock-write", "drift": "drift",
     "ids-mint": "ids-mint", "ids-validate": "ids-validate",
     "ids-build-registry": "ids-registry", "ids-build-registry-check": "ids-registry",
+    "plugin-new": "plugin-new", "plugin-build": "plugin-build", "plugin-validate": "plugin-validate",
+    "plugins-export": "plugins-export", "plugins-export-unchanged": "plugins-export",
+    "plugins-export-refused": "plugins-export", "plugins-export-rewritten": "plugins-export",
+    "plugins-lint": "plugins-lint", "plugins-lint-drift": "plugins-lint",
 }  # fmt: skip
 
 

@@ -159,6 +159,8 @@ DEFAULT_SCOPE_CASES = [
     ("control_plane.lock", False),
     ("MANIFEST.json", False),
     ("sub/MANIFEST.json", True),
+    ("plugins.json", False),
+    ("plugins/demo/src/tool.py", True),
     ("src/ledger/notes.md", True),
     ("pkg/__pycache__/m.cpython-311.pyc", False),
     ("pkg/m.pyc", False),

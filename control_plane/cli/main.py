@@ -10,12 +10,14 @@ from control_plane import __version__
 from control_plane.cli import (
     checks,
     completion,
+    components,
     identity,
     ids,
     keys,
     ledger,
     lock,
     packages,
+    plugin,
     registries,
     schemas,
     tiers,
@@ -87,6 +89,8 @@ for module in (
     lock,
     schemas,
     tiers,
+    plugin,
+    components,
 ):
     module.register(cli)
 completion.complete_package_ids(cli)

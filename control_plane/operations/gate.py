@@ -26,10 +26,12 @@ from control_plane.operations import (
     signatures,
     views,
 )
+from control_plane.operations.gate_components import ComponentsGate
 from control_plane.operations.gate_ids import IdsGate
 from control_plane.operations.gate_keys import KeysGate
 from control_plane.operations.gate_ledger import LedgerGate
 from control_plane.operations.gate_lock import LockGate
+from control_plane.operations.gate_plugins import PluginsGate
 from control_plane.operations.gate_tiers import TiersGate
 from control_plane.operations.gate_trust import TrustGate
 from control_plane.operations.initialising import create_ledger_key, initialise
@@ -49,7 +51,9 @@ from control_plane.operations.results import (
 from control_plane.trust_policy import NO_ALLOWANCES, Allowances, may_choose_tier, parse_tier
 
 
-class GateOperations(LedgerGate, KeysGate, TrustGate, IdsGate, LockGate, TiersGate):
+class GateOperations(
+    LedgerGate, KeysGate, TrustGate, IdsGate, LockGate, TiersGate, PluginsGate, ComponentsGate
+):
     """Authenticated, authorised, ledgered operations on one control plane root.
 
     ``GateOperations(control_plane_root=Path('.'), token=token)``; the token may

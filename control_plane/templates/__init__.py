@@ -1,0 +1,1 @@
+"""Templates shipped as package data (``plugin/``: what ``cpctl plugin new`` scaffolds)."""
