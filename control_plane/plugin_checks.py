@@ -35,7 +35,7 @@ def _json(read: Reader, rel: str, subject: str, rule: str) -> tuple[Any, list[Fi
         return None, [Finding(subject, f"{rule}-missing", f"{rel} is missing")]
     try:
         return json.loads(data.decode("utf-8")), []
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         return None, [Finding(subject, f"{rule}-json", f"not valid JSON: {error}")]
 
 
@@ -101,7 +101,7 @@ def check_checksums(read: Reader, src: dict[str, bytes], prefix: str) -> list[Fi
         return []
     try:
         recorded = json.loads(data.decode("utf-8")).get("checksums")
-    except (UnicodeDecodeError, ValueError, AttributeError):
+    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         return [Finding(subject, "manifest-json", "not a JSON object")]
     if not isinstance(recorded, dict):
         return [Finding(subject, "manifest-checksum", "no checksums object")]

@@ -137,7 +137,7 @@ def check_spec(data: bytes, subject: str, key: str) -> tuple[PluginSpec | None, 
     """Parse and check a spec file's bytes; ``key`` is the plugin directory's name."""
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         return None, [Finding(subject, "spec-json", f"not valid JSON: {error}")]
     validator = Draft202012Validator(load_schema(SPEC_SCHEMA))
     errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
@@ -203,7 +203,7 @@ def declared_ops(data: bytes) -> tuple[str, ...]:
     problems (so ``validate`` still checks each operation's files)."""
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return ()
     operations = document.get("operations") if isinstance(document, dict) else None
     if not isinstance(operations, list):

@@ -154,7 +154,9 @@ def test_spec_with_invalid_semver(root: Path, cpctl: CliFn, demo: Path, version:
     [
         ("{not json", "spec-json"),
         ('{"schema": "control-plane.plugin-spec/1"}', "spec-schema"),
+        ("[" * 100_000 + "]" * 100_000, "spec-json"),  # too deep to parse: a finding, no traceback
     ],
+    ids=["not-json", "schema", "too-deep"],
 )
 def test_broken_spec(root: Path, cpctl: CliFn, demo: Path, content: str, rule: str) -> None:
     write(demo / "plugin.spec.json", content)
