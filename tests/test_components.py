@@ -452,7 +452,7 @@ def _deep_spec(root: Path) -> None:
         (_duplicate_op, "spec-duplicate-op", "plugins/demo/plugin.spec.json"),
         (_drop_handler_function, "component-import-path", "plugins/demo/src/handler.py"),
         (_delete_handler, "component-import-path", "plugins/demo/src/handler.py"),
-        (_deep_spec, "component-source", "plugins/demo/plugin.spec.json"),
+        (_deep_spec, "spec-json", "plugins/demo/plugin.spec.json"),
     ],
     ids=["duplicate-operation", "handler-lacks-operation", "handler-missing", "deep-json"],
 )
