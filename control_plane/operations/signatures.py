@@ -175,7 +175,7 @@ def refuse_revoked_signer(session: Session, key: PrivateKey) -> str:
                 raise SignatureError(f"key {kid} ({stored.name}) is revoked; refusing to sign")
             return kid
     session.warnings.append(
-        f"signing key {kid} is not in keys/trusted/: install will not verify its signatures "
+        f"signing key {kid} is not in keys/trusted/: install refuses its signatures "
         "until an admin runs cpctl keys trust on its public key"
     )
     return kid
