@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Set
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,11 +32,43 @@ def strict_loads(raw: bytes) -> Any:
     """Parse JSON refusing duplicate keys, NaN/Infinity and trailing data.
 
     Raises:
-        ValueError: the bytes are not exactly one strict JSON document.
+        ValueError: the bytes are not exactly one strict JSON document (or nest too deeply).
         UnicodeDecodeError: the bytes are not UTF-8.
     """
     text = raw.decode("utf-8")
-    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except RecursionError:
+        # Hostile nesting: every caller already refuses a ValueError in one clean line.
+        raise ValueError("nested too deeply") from None
+
+
+def load_closed_document(
+    data: bytes,
+    where: str,
+    *,
+    schema: str,
+    keys: Set[str],
+    limit: int,
+    error: Callable[[str], Exception],
+) -> dict[str, Any]:
+    """One strict JSON object of ``schema`` with exactly ``keys``, at most ``limit`` bytes.
+
+    Raises:
+        ``error(message)``: too large, not strict JSON (nesting too deep included), another
+            schema, or other keys.
+    """
+    if len(data) > limit:
+        raise error(f"{where}: larger than {limit} bytes")
+    try:
+        document = strict_loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise error(f"{where}: not a JSON document ({exc})") from None
+    if not isinstance(document, dict) or document.get("schema") != schema:
+        raise error(f"{where}: not a {schema} document")
+    if set(document) != keys:
+        raise error(f"{where}: must have exactly the keys {', '.join(sorted(keys))}")
+    return document
 
 
 def utc_now() -> str:

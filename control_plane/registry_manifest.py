@@ -31,7 +31,7 @@ from typing import Any
 
 from control_plane.digests import digests_equal, is_hex64
 from control_plane.errors import RejectedContentError, UsageError
-from control_plane.jsoncanon import canonical_json, strict_loads
+from control_plane.jsoncanon import canonical_json, load_closed_document, strict_loads
 from control_plane.signing import PublicKey, find_signer
 
 SCHEMA = "control-plane.registry-manifest/1"
@@ -168,16 +168,9 @@ def parse_manifest(data: bytes, where: str) -> RegistryManifest:
         ManifestError: too large, not JSON, another schema, a missing or extra key,
             a wrong type, or bytes that are not the canonical encoding.
     """
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"{where}: larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        document = strict_loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{where}: not a JSON document ({exc})") from None
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        raise ManifestError(f"{where}: not a {SCHEMA} document")
-    if set(document) != _TOP_KEYS:
-        raise ManifestError(f"{where}: must have exactly the keys {', '.join(sorted(_TOP_KEYS))}")
+    document = load_closed_document(
+        data, where, schema=SCHEMA, keys=_TOP_KEYS, limit=MAX_MANIFEST_BYTES, error=ManifestError
+    )
     version = _field(document, "version", int, where)
     if version < 1:
         raise ManifestError(f"{where}: version must be at least 1")

@@ -17,7 +17,7 @@ from typing import Any
 
 from control_plane.digests import digests_equal, is_hex64
 from control_plane.errors import RejectedContentError, UsageError
-from control_plane.jsoncanon import canonical_json, strict_loads
+from control_plane.jsoncanon import canonical_json, load_closed_document
 from control_plane.registry import validate_package_id
 from control_plane.registry_manifest import is_key_id
 from control_plane.versions import parse_version
@@ -147,16 +147,14 @@ def parse_revocations(data: bytes, where: str) -> RevocationList:
         RevocationError: too large, not JSON, another schema, bad entries, a version that
             does not count the entries, or non-canonical bytes.
     """
-    if len(data) > MAX_LIST_BYTES:
-        raise RevocationError(f"{where}: larger than {MAX_LIST_BYTES} bytes")
-    try:
-        document = strict_loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RevocationError(f"{where}: not a JSON document ({exc})") from None
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        raise RevocationError(f"{where}: not a {SCHEMA} document")
-    if set(document) != {"schema", "version", "entries"}:
-        raise RevocationError(f"{where}: must have exactly the keys entries, schema, version")
+    document = load_closed_document(
+        data,
+        where,
+        schema=SCHEMA,
+        keys={"schema", "version", "entries"},
+        limit=MAX_LIST_BYTES,
+        error=RevocationError,
+    )
     raw_entries, version = document["entries"], document["version"]
     if (
         not isinstance(raw_entries, list)

@@ -143,14 +143,24 @@ def _remove_signature_file(root: Path) -> None:
     manifest_sigs(root).unlink()
 
 
+def _nest_signature_file(root: Path) -> None:
+    manifest_sigs(root).write_text("[" * 100_000 + "]" * 100_000)  # a parser stack bomb
+
+
 @pytest.mark.parametrize(
     ("tamper", "why"),
     [
         (_edit_after_signing, "signed by 0 distinct trusted key(s)"),
         (_replace_signature_file, "signed by 0 distinct trusted key(s)"),
         (_remove_signature_file, "unsigned"),
+        (_nest_signature_file, "nested too deeply"),
     ],
-    ids=["edited-after-signing", "signature-file-replaced", "signature-file-removed"],
+    ids=[
+        "edited-after-signing",
+        "signature-file-replaced",
+        "signature-file-removed",
+        "signature-file-nested-too-deeply",
+    ],
 )
 def test_tampered_manifest_is_refused(
     signed: Path, cpctl: CliFn, tamper: Callable[[Path], None], why: str
