@@ -26,7 +26,7 @@ MANIFEST = "registries/registry.manifest.v1.json"
 # Files the workflow leaves in the root, with their schema.
 FILES = {
     "MANIFEST.json": "control-plane.manifest/1",
-    "registries/compiled/registry.json": "control-plane.compiled/1",
+    "registries/compiled/registry.json": "control-plane.compiled/2",
     "registries/registry.manifest.v1.json": "control-plane.registry-manifest/1",
     "registries/registry.manifest.v1.json.sigs": "control-plane.registry-signatures/1",
     "registries/revocations.json": "control-plane.revocations/1",
@@ -46,7 +46,7 @@ PARSED = {
     "ids/cards/*.yaml": "control-plane.id-card/1",
 }
 ROWS = {
-    "registries/packages_registry.csv": "control-plane.package-row/1",
+    "registries/packages_registry.csv": "control-plane.package-row/2",
     "registries/control_plane_registry.csv": "control-plane.file-row/1",
 }
 

@@ -343,12 +343,27 @@ def test_validate_all_flags_what_is_not_a_plugin(
     outside = tmp_path / "outside"
     outside.mkdir()
     (root / "plugins" / "linked").symlink_to(outside, target_is_directory=True)
-    (root / "plugins" / "Not-A-Key").mkdir()
+    write(root / "plugins" / "Not-A-Key" / "plugin.spec.json", "{}\n")
     code, found = validate(cpctl, root, "--all")
     assert code == 1
     assert ("plugins/linked", "plugin-key") in found
     assert ("plugins/Not-A-Key", "plugin-key") in found
     assert not [subject for subject, _ in found if subject.startswith("plugins/demo")]
+
+
+def test_validate_all_skips_directories_that_are_not_plugins(
+    root: Path, cpctl: CliFn, demo: Path
+) -> None:
+    write(root / "plugins" / "reading" / "tools.py", "def read() -> None: ...\n")
+    (root / "plugins" / "__pycache__").mkdir()
+    (root / "plugins" / "Empty-Dir").mkdir()
+    assert validate(cpctl, root, "--all") == (0, [])
+    checked = cpctl("plugin", "validate", "--all", "--json", root=root).json()
+    assert checked["plugins"] == ["demo"]
+    # Deleting one baseline file does not hide a plugin: the rest still makes it one.
+    (demo / "plugin.spec.json").unlink()
+    code, found = validate(cpctl, root, "--all")
+    assert code == 1 and ("plugins/demo/plugin.spec.json", "plugin-missing-baseline") in found
 
 
 def test_symlinked_src_refuses_the_build(

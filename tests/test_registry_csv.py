@@ -60,6 +60,7 @@ def package_fields(**overrides: str) -> list[str]:
         "tier": "",
         "deprecated": "",
         "replacement": "",
+        "card_id": "",
         "installed_version": "",
         "installed_digest": "",
     }

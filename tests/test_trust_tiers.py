@@ -10,7 +10,13 @@ import pytest
 from conftest import CliFn, Outcome, ledger_entries, snapshot, write
 
 from control_plane.auth import mint_hmac_token
-from control_plane.registry import LEGACY_PACKAGE_COLUMNS, PACKAGE_COLUMNS, Tier, parse_packages
+from control_plane.registry import (
+    LEGACY_PACKAGE_COLUMNS,
+    LEGACY_PACKAGE_HEADERS,
+    PACKAGE_COLUMNS,
+    Tier,
+    parse_packages,
+)
 
 SECRET = "correct horse battery staple 0123456789"
 USERS = {"alice": "admin", "mona": "maintainer"}
@@ -303,14 +309,14 @@ def test_deprecate_refusals_write_nothing(
 # -- the registry columns ---------------------------------------------------------
 
 
-def _as_legacy(root: Path) -> None:
-    """Rewrite the package registry with the header before deprecation metadata."""
+def _as_legacy(root: Path, header: tuple[str, ...] = LEGACY_PACKAGE_COLUMNS) -> None:
+    """Rewrite the package registry under an older ``header`` (default: before deprecation)."""
     path = root / "registries/packages_registry.csv"
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(PACKAGE_COLUMNS)
-    drop = (PACKAGE_COLUMNS.index("deprecated"), PACKAGE_COLUMNS.index("replacement"))
+    drop = {i for i, name in enumerate(PACKAGE_COLUMNS) if name not in header}
     kept = [",".join(f for i, f in enumerate(line.split(",")) if i not in drop) for line in lines]
-    assert kept[0] == ",".join(LEGACY_PACKAGE_COLUMNS)
+    assert kept[0] == ",".join(header)
     path.write_text("".join(line + "\n" for line in kept))
 
 
@@ -323,13 +329,16 @@ def test_validate_reports_a_replacement_that_is_not_registered(packed: Path, cpc
     assert finding["rule"] == "replacement-unknown" and "PKG-GONE" in finding["message"]
 
 
+@pytest.mark.parametrize(
+    "header", LEGACY_PACKAGE_HEADERS, ids=["before-deprecation", "before-card-ids"]
+)
 def test_a_legacy_registry_still_reads_and_is_rewritten_in_the_new_form(
-    packed: Path, cpctl: CliFn
+    packed: Path, cpctl: CliFn, header: tuple[str, ...]
 ) -> None:
-    _as_legacy(packed)
+    _as_legacy(packed, header)
     assert cpctl("validate", root=packed).exit_code == 0
     row = packages_of(packed)["PKG-DOCS"]
-    assert not row.deprecated and row.replacement == ""
+    assert not row.deprecated and row.replacement == "" and row.card_id == ""
     outcome = cpctl("install", "--id", "PKG-DOCS", root=packed)
     assert outcome.exit_code == 0, outcome.stderr
     header = (packed / "registries/packages_registry.csv").read_text().splitlines()[0]

@@ -2,7 +2,13 @@
 
 from control_plane.archive.extract import ArchiveScan, MemberRecord, read_archive
 from control_plane.archive.limits import ArchiveLimits
-from control_plane.archive.pack import PackEntry, PackResult, collect_sources, write_archive
+from control_plane.archive.pack import (
+    PackEntry,
+    PackResult,
+    collect_sources,
+    source_name,
+    write_archive,
+)
 from control_plane.archive.sink import DirectorySink, MemberSink
 
 __all__ = [
@@ -15,5 +21,6 @@ __all__ = [
     "PackResult",
     "collect_sources",
     "read_archive",
+    "source_name",
     "write_archive",
 ]

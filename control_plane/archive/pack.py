@@ -75,8 +75,9 @@ def _special_kind(mode: int) -> str:
 
 
 class _Collector:
-    def __init__(self, real_root: Path) -> None:
+    def __init__(self, real_root: Path, skip_dirs: frozenset[str] = frozenset()) -> None:
         self.real_root = real_root
+        self.skip_dirs = skip_dirs
         self.entries: dict[str, PackEntry] = {}
         self.names = NameRegistry()
         self.limits = ArchiveLimits()
@@ -109,6 +110,8 @@ class _Collector:
                     if child.is_symlink():
                         raise UsageError(f"refusing to pack symbolic link {show(name)}")
                     if child.is_dir(follow_symlinks=False):
+                        if child.name in self.skip_dirs:
+                            continue
                         self.add(name, path, is_dir=True)
                         stack.append((path, name))
                     elif child.is_file(follow_symlinks=False):
@@ -161,8 +164,23 @@ def _source_parts(roots: tuple[Path, ...], real_root: Path, source: Path) -> tup
     return parts
 
 
-def collect_sources(root: Path, sources: Sequence[Path]) -> list[PackEntry]:
+def source_name(root: Path, source: Path) -> str:
+    """The root-relative name ``source`` packs under (``""`` for the root itself).
+
+    Raises:
+        UsageError: as ``collect_sources`` for a missing, linked or outside source.
+    """
+    real_root = root.resolve()
+    roots = (Path(os.path.normpath(root.absolute())), real_root)
+    return "/".join(_source_parts(roots, real_root, source))
+
+
+def collect_sources(
+    root: Path, sources: Sequence[Path], *, skip_dirs: frozenset[str] = frozenset()
+) -> list[PackEntry]:
     """Every file and directory under ``sources``, with their parents, sorted by UTF-8 name.
+
+    Directories named in ``skip_dirs`` (e.g. ``__pycache__``) are left out of walks.
 
     Raises:
         UsageError: a source is missing or outside ``root``; a symbolic link
@@ -175,7 +193,7 @@ def collect_sources(root: Path, sources: Sequence[Path]) -> list[PackEntry]:
     if not real_root.is_dir():
         raise UsageError(f"root {root} is not a directory")
     roots = (Path(os.path.normpath(root.absolute())), real_root)
-    collector = _Collector(real_root)
+    collector = _Collector(real_root, skip_dirs)
     for source in sources:
         parts = _source_parts(roots, real_root, source)
         for depth in range(1, len(parts)):

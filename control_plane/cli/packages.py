@@ -18,6 +18,14 @@ tier_option = click.option(
     help="Trust tier (default: the registered one, else community; verified/community need admin).",
 )
 
+sign_option = click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="KEYFILE",
+    help="Also write NAME.tar.gz.sig, signed with this PEM private key.",
+)
+
 
 def allow_options(command: Callable[..., object]) -> Callable[..., object]:
     """``--allow-experimental``, ``--allow-deprecated``, ``--allow-downgrade`` (admin only)."""
@@ -61,14 +69,13 @@ def _allowances(experimental: bool, deprecated: bool, downgrade: bool) -> Allowa
 @click.option("--name", help="Archive name without .tar.gz (default: from the first --src).")
 @click.option("--force", is_flag=True, help="Overwrite an archive registered to another package.")
 @tier_option
-@click.option(
-    "--sign",
-    "sign_key",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="KEYFILE",
-    help="Also write NAME.tar.gz.sig, signed with this PEM private key.",
-)
+@sign_option
 @passphrase_option
+@click.option(
+    "--card",
+    metavar="ULID",
+    help="The identity card the package carries (default: the card of a --src, if any).",
+)
 @json_option
 @command_runner
 def pack(
@@ -83,6 +90,7 @@ def pack(
     tier: str | None,
     sign_key: Path | None,
     passphrase_file: Path | None,
+    card: str | None,
     as_json: bool,
 ) -> object:
     """Pack files into a deterministic packages_store/NAME.tar.gz and register it.
@@ -103,6 +111,7 @@ def pack(
         tier=tier,
         sign=sign_key,
         passphrase_file=passphrase_file,
+        card=card,
     )
 
 

@@ -1,10 +1,13 @@
-"""plugin new, plugin build, plugin validate: one plugin directory under plugins/."""
+"""plugin new, build, validate, pack: one plugin directory under plugins/."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from control_plane.cli.context import command_runner, json_option
+from control_plane.cli.context import command_runner, json_option, passphrase_option
+from control_plane.cli.packages import sign_option, tier_option
 from control_plane.cli.render import text
 from control_plane.operations.plugins import (
     PluginBuildResult,
@@ -15,7 +18,8 @@ from control_plane.operations.plugins import (
 
 @click.group()
 def plugin() -> None:
-    """Plugins: scaffold plugins/KEY/, derive its generated files from plugin.spec.json, validate.
+    """Plugins: scaffold plugins/KEY/, derive its generated files from plugin.spec.json,
+    validate, pack as a module package.
 
     \b
     Example:
@@ -75,6 +79,45 @@ def validate(key: str | None, every: bool, as_json: bool) -> object:
       cpctl plugin validate demo --json
     """
     return lambda gate: gate.plugin_validate(key, every=every)
+
+
+@plugin.command()
+@click.argument("key")
+@click.option("--id", "package_id", help="Package id (default: PKG-PLUGIN-KEY upper-cased).")
+@click.option("--depends", multiple=True, metavar="ID>=X.Y", help="A dependency (repeatable).")
+@click.option("--force", is_flag=True, help="Overwrite an archive registered to another package.")
+@tier_option
+@sign_option
+@passphrase_option
+@json_option
+@command_runner
+def pack(
+    key: str,
+    package_id: str | None,
+    depends: tuple[str, ...],
+    force: bool,
+    tier: str | None,
+    sign_key: Path | None,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> object:
+    """Pack plugins/KEY as a module package at its spec's version, recording its identity
+    card in the registry row.  Refused while plugin validate has findings (exit 1) or the
+    plugin has no card (exit 2); install puts it at modules/plugins/KEY/.
+
+    \b
+    Example:
+      cpctl plugin pack demo && cpctl install --id PKG-PLUGIN-DEMO
+    """
+    return lambda gate: gate.plugin_pack(
+        key,
+        package_id=package_id,
+        depends=depends,
+        force=force,
+        tier=tier,
+        sign=sign_key,
+        passphrase_file=passphrase_file,
+    )
 
 
 @text.register

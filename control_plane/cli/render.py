@@ -106,6 +106,8 @@ def _(result: PackResult) -> list[str]:
     ]
     if result.signer:
         lines.append(f"  signed {result.archive}.sig with key {result.signer}")
+    if result.card_id:
+        lines.append(f"  identity card {result.card_id}")
     return lines
 
 

@@ -9,7 +9,7 @@ live in ``gate_*.py`` mixins composed here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from control_plane.auth import ROLE_ACTIONS, Action, Role, allowed_actions
@@ -22,6 +22,7 @@ from control_plane.operations import (
     manifest_trust,
     manifesting,
     packing,
+    plugin_packing,
     removing,
     signatures,
     views,
@@ -48,6 +49,9 @@ from control_plane.operations.results import (
     ValidateResult,
     WhoamiResult,
 )
+from control_plane.operations.session import Session
+from control_plane.registry import Tier
+from control_plane.signing import PrivateKey
 from control_plane.trust_policy import NO_ALLOWANCES, Allowances, may_choose_tier, parse_tier
 
 
@@ -100,22 +104,17 @@ class GateOperations(
         tier: str | None = None,
         sign: Path | None = None,
         passphrase_file: Path | None = None,
+        card: str | None = None,
     ) -> PackResult:
         """Pack files/directories under the root into ``packages_store/NAME.tar.gz`` and register it.
 
         ``sign`` (a PEM private key) also writes ``NAME.tar.gz.sig``.  ``tier`` defaults to
         the registered row's, else ``community``; choosing ``community`` or ``verified``
-        explicitly vouches for the package (admin).
+        explicitly vouches for the package (admin).  The row's ``card_id`` is ``card`` (a
+        ULID whose card's path is a source or inside one), else the card of a source.
         """
-        chosen = None if tier is None else parse_tier(tier)
-        if chosen is not None and not may_choose_tier(chosen, can_override=False):
-            self._authorise_override(package_id, (f"--tier {chosen.value}",))
-        with self._session(Action.PACK, package_id) as session:
-            signing_key = (
-                None
-                if sign is None
-                else signatures.load_signing_key(sign, passphrase_file, self.env)
-            )
+
+        def work(session: Session, chosen: Tier | None, key: PrivateKey | None) -> PackResult:
             return packing.pack(
                 session,
                 sources,
@@ -127,8 +126,61 @@ class GateOperations(
                 name=name,
                 force=force,
                 tier=chosen,
-                signing_key=signing_key,
+                signing_key=key,
+                card=card,
             )
+
+        return self._pack(package_id, tier, sign, passphrase_file, work)
+
+    def plugin_pack(
+        self,
+        key: str,
+        *,
+        package_id: str | None = None,
+        depends: Sequence[str] = (),
+        force: bool = False,
+        tier: str | None = None,
+        sign: Path | None = None,
+        passphrase_file: Path | None = None,
+    ) -> PackResult:
+        """Pack ``plugins/KEY`` as a ``module`` package (default id ``PKG-PLUGIN-KEY``) at its
+        spec's version, recording its identity card; refused while ``plugin validate`` has
+        findings (exit 1) or the plugin has no card (exit 2).  Options as ``pack``."""
+        chosen_id = package_id or plugin_packing.package_id_for(key)
+
+        def work(session: Session, chosen: Tier | None, signer: PrivateKey | None) -> PackResult:
+            return plugin_packing.pack(
+                session,
+                key,
+                chosen_id,
+                depends=depends,
+                force=force,
+                tier=chosen,
+                signing_key=signer,
+            )
+
+        return self._pack(chosen_id, tier, sign, passphrase_file, work)
+
+    def _pack(
+        self,
+        package_id: str,
+        tier: str | None,
+        sign: Path | None,
+        passphrase_file: Path | None,
+        work: Callable[[Session, Tier | None, PrivateKey | None], PackResult],
+    ) -> PackResult:
+        """Authorise a pack (an explicit vouching tier needs the override), load the signing
+        key, and run ``work`` in the session."""
+        chosen = None if tier is None else parse_tier(tier)
+        if chosen is not None and not may_choose_tier(chosen, can_override=False):
+            self._authorise_override(package_id, (f"--tier {chosen.value}",))
+        with self._session(Action.PACK, package_id) as session:
+            signing_key = (
+                None
+                if sign is None
+                else signatures.load_signing_key(sign, passphrase_file, self.env)
+            )
+            return work(session, chosen, signing_key)
 
     def create(
         self,

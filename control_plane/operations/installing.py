@@ -356,6 +356,8 @@ def _ledger_detail(plan: Plan) -> dict[str, object]:
         "deleted": len(plan.deleted),
         "signer": plan.signer,
     }
+    if plan.row.card_id:
+        detail["card"] = plan.row.card_id
     if plan.external:
         # External deliveries are outside registries and integrity scope: the ledger is their record.
         detail["paths"] = [

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from control_plane.archive import collect_sources, read_archive, write_archive
+from control_plane.archive import collect_sources, read_archive, source_name, write_archive
 from control_plane.digests import digests_equal, format_digest, parse_sidecar, sidecar_text
 from control_plane.errors import ConflictError, DigestMismatchError, UsageError
 from control_plane.operations import signatures
+from control_plane.operations.package_cards import packed_card
 from control_plane.operations.results import CreateResult, PackResult
 from control_plane.operations.session import Session
 from control_plane.registry import (
@@ -106,8 +107,10 @@ def pack(
     force: bool,
     tier: Tier | None = None,
     signing_key: PrivateKey | None = None,
+    card: str | None = None,
+    skip_dirs: frozenset[str] = frozenset(),
 ) -> PackResult:
-    """See ``GateOperations.pack``."""
+    """See ``GateOperations.pack``; walks leave out directories named in ``skip_dirs``."""
     validate_package_id(package_id)
     if not sources:
         raise UsageError("pack needs at least one --src")
@@ -124,7 +127,10 @@ def pack(
         semver = previous.version
     else:
         semver = parse_version("0.1.0")
-    entries = collect_sources(session.layout.root, sources)
+    entries = collect_sources(session.layout.root, sources, skip_dirs=skip_dirs)
+    card_id = packed_card(
+        session, [source_name(session.layout.root, source) for source in sources], card
+    )
     archive_name = _archive_name(sources, package_id, name) + ARCHIVE_SUFFIX
     source = f"packages_store/{archive_name}"
     for row in packages.values():
@@ -169,6 +175,7 @@ def pack(
             tier=_tier(tier, previous),
             deprecated=previous.deprecated if previous else False,
             replacement=previous.replacement if previous else "",
+            card_id=card_id,
             installed_version=previous.installed_version if previous else None,
             installed_digest=previous.installed_digest if previous else None,
         )
@@ -184,6 +191,7 @@ def pack(
                 "files": packed.files,
                 "tier": row.tier.value,
                 "signer": signer,
+                **({"card": card_id} if card_id else {}),
             },
             txn=txn,
         )
@@ -200,6 +208,7 @@ def pack(
         content_bytes=packed.content_bytes,
         dependencies=tuple(str(dep) for dep in dependencies),
         signer=signer,
+        card_id=card_id or None,
         warnings=tuple(session.warnings),
     )
 

@@ -210,7 +210,7 @@ def new(session: Session, key: str, ops: list[str]) -> PluginNewResult:
     )
 
 
-def _existing(session: Session, key: str) -> PluginDir:
+def existing(session: Session, key: str) -> PluginDir:
     plugin = _plugin_dir(session, key)
     if plugin.path.is_symlink() or not plugin.path.is_dir():
         raise UsageError(
@@ -241,7 +241,7 @@ def _derive(session: Session, plugin: PluginDir) -> tuple[pr.Derived | None, lis
 
 def build(session: Session, key: str) -> PluginBuildResult:
     """See ``GateOperations.plugin_build``."""
-    plugin = _existing(session, key)
+    plugin = existing(session, key)
     derived, findings = _derive(session, plugin)
     result = PluginBuildResult(
         key=key,
@@ -293,16 +293,23 @@ def validate_one(session: Session, plugin: PluginDir) -> list[Finding]:
     return sorted(set(findings))
 
 
+def _has_baseline(plugin: PluginDir) -> bool:
+    return any(os.path.lexists(plugin.path / rel.rstrip("/")) for rel in ps.BASELINE)
+
+
 def validate(session: Session, key: str | None, every: bool) -> PluginValidateResult:
     """See ``GateOperations.plugin_validate``."""
     if (key is None) == (not every):
         raise UsageError("name one plugin KEY or pass --all (not both)")
     if key is not None:
-        plugins = [_existing(session, key)]
+        plugins = [existing(session, key)]
     else:
         base = session.layout.root / ps.PLUGINS_DIR
         names = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
         plugins = [PluginDir(session.layout.root, name) for name in names]
+        # A real directory holding none of the baseline artifacts is not a plugin: a package
+        # of plain components (plugins/reading/tools.py), a __pycache__.  Symlinks are flagged.
+        plugins = [p for p in plugins if p.path.is_symlink() or _has_baseline(p)]
     findings: list[Finding] = []
     for plugin in plugins:
         if ps.token_problem(plugin.key) is not None:

@@ -48,7 +48,7 @@ class InitResult(Result):
 
 @dataclass(frozen=True)
 class PackResult(Result):
-    SCHEMA: ClassVar[str] = "control-plane.pack/1"
+    SCHEMA: ClassVar[str] = "control-plane.pack/2"
     id: str
     version: str
     archive: str
@@ -57,6 +57,7 @@ class PackResult(Result):
     content_bytes: int
     dependencies: tuple[str, ...]
     signer: str | None = None  # key id of the pack --sign key
+    card_id: str | None = None  # the identity card the package carries
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class PackResult(Result):
             "content_bytes": self.content_bytes,
             "dependencies": list(self.dependencies),
             "signer": self.signer,
+            "card_id": self.card_id,
         }
 
 

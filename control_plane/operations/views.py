@@ -18,12 +18,13 @@ from control_plane.digests import (
 from control_plane.errors import UsageError
 from control_plane.findings import Finding
 from control_plane.fsutil import atomic_write_bytes
+from control_plane.operations.package_cards import card_findings
 from control_plane.operations.results import SyncResult, ValidateResult
 from control_plane.operations.session import Session
 from control_plane.registry import FileRow, OutputType, PackageRow, parse_files, parse_packages
 from control_plane.trust_policy import replacement_findings
 
-COMPILED_SCHEMA = "control-plane.compiled/1"
+COMPILED_SCHEMA = "control-plane.compiled/2"
 COMPILED_NAME = "registry.json"
 SPECIAL_OWNERS = frozenset({"system", "manual"})
 
@@ -43,6 +44,7 @@ def package_json(row: PackageRow) -> dict[str, Any]:
         "tier": row.tier.value,
         "deprecated": row.deprecated,
         "replacement": row.replacement or None,
+        "card_id": row.card_id or None,
         "installed_version": None if row.installed_version is None else str(row.installed_version),
         "installed_digest": row.installed_digest,
     }
@@ -129,6 +131,7 @@ def validate(session: Session) -> ValidateResult:
     packages = {row.id: row for row in package_rows}
     findings.extend(dependency_findings(packages))
     findings.extend(replacement_findings(packages))
+    findings.extend(card_findings(session, packages))
     for row in package_rows:
         findings.extend(_archive_findings(session, row))
         if (

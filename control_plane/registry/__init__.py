@@ -25,6 +25,7 @@ from control_plane.registry.ids import (
 from control_plane.registry.rows import (
     FILE_COLUMNS,
     LEGACY_PACKAGE_COLUMNS,
+    LEGACY_PACKAGE_HEADERS,
     PACKAGE_COLUMNS,
     REG_CP_ID,
     FileRow,
@@ -43,6 +44,7 @@ __all__ = [
     "FILE_COLUMNS",
     "ID_PATTERN",
     "LEGACY_PACKAGE_COLUMNS",
+    "LEGACY_PACKAGE_HEADERS",
     "MAX_ID_CHARS",
     "PACKAGE_COLUMNS",
     "REG_CP_ID",

@@ -24,7 +24,7 @@ from control_plane.findings import Finding
 from control_plane.registry.ids import find_duplicates, normalise_id, shown
 from control_plane.registry.rows import (
     FILE_COLUMNS,
-    LEGACY_PACKAGE_COLUMNS,
+    LEGACY_PACKAGE_HEADERS,
     PACKAGE_COLUMNS,
     FileRow,
     PackageRow,
@@ -173,12 +173,12 @@ def _read_records(
     *,
     limits: RegistryLimits,
     source_name: str,
-    legacy: Sequence[str] | None = None,
-) -> tuple[list[tuple[int, tuple[str, ...]]], bool]:
+    legacy: Sequence[Sequence[str]] = (),
+) -> tuple[list[tuple[int, tuple[str, ...]]], tuple[str, ...] | None]:
     """``read_table`` as ``(line, fields)`` pairs: 100,000 dataclasses cost a tenth of a second.
 
-    When the header is exactly ``legacy`` (an older column set), the records
-    keep that width and the flag returned is True; the caller adapts them.
+    When the header is exactly one of ``legacy`` (older column sets), the records
+    keep that width and that header is returned (else None); the caller adapts them.
     """
     text = _decode(data, limits, source_name)
     # The csv module's field limit is process-wide state we neither set nor
@@ -189,7 +189,7 @@ def _read_records(
     # No field of at most this many characters can exceed max_field_bytes in UTF-8.
     short_field = limits.max_field_bytes // _MAX_UTF8_BYTES_PER_CHAR
     width = len(columns)
-    is_legacy = False
+    older: tuple[str, ...] | None = None
     records: list[tuple[int, tuple[str, ...]]] = []
     header_seen = False
     blank_line = 0
@@ -208,9 +208,8 @@ def _read_records(
                     " (blank lines are allowed only at the end)"
                 )
             if not header_seen:
-                if legacy is not None and tuple(fields) == tuple(legacy):
-                    is_legacy = True
-                    columns = legacy
+                if tuple(fields) in {tuple(header) for header in legacy}:
+                    older = columns = tuple(fields)
                     width = len(columns)
                 else:
                     _check_header(fields, columns, source_name)
@@ -247,7 +246,7 @@ def _read_records(
         raise UsageError(f"{source_name}:{reader.line_num}: malformed CSV: {exc}") from None
     if not header_seen:
         raise UsageError(f"{source_name}: empty file, expected the header {','.join(columns)}")
-    return records, is_legacy
+    return records, older
 
 
 def _quote(field: str) -> str:
@@ -353,17 +352,18 @@ def parse_packages(
 ) -> Parsed[PackageRow]:
     """Parse ``packages_registry.csv`` bytes into valid rows and findings.
 
-    A registry written before deprecation metadata (``LEGACY_PACKAGE_COLUMNS``)
-    reads as rows that are not deprecated; writing always uses ``PACKAGE_COLUMNS``.
+    A registry written with an older header (``LEGACY_PACKAGE_HEADERS``: before
+    deprecation metadata, before card ids) reads with those cells empty (not
+    deprecated, no card); writing always uses ``PACKAGE_COLUMNS``.
 
     Raises:
         UsageError: a structural problem (size, encoding, header, quoting, ragged row, limits).
     """
-    records, is_legacy = _read_records(
-        data, PACKAGE_COLUMNS, limits=limits, source_name=source_name, legacy=LEGACY_PACKAGE_COLUMNS
+    records, older = _read_records(
+        data, PACKAGE_COLUMNS, limits=limits, source_name=source_name, legacy=LEGACY_PACKAGE_HEADERS
     )
-    if is_legacy:
-        records = [(line, legacy_package_fields(fields)) for line, fields in records]
+    if older is not None:
+        records = [(line, legacy_package_fields(older, fields)) for line, fields in records]
     built = [(line, *package_row(line, fields, source_name)) for line, fields in records]
     ids = [(line, fields[0]) for line, fields in records if fields[0]]
     checks = [_duplicates(ids, normalise_id, rule="id-duplicate", what="id", source=source_name)]

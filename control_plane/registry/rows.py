@@ -30,13 +30,17 @@ from control_plane.versions import Dependency, Version, parse_constraint, parse_
 
 # The exact headers; reading refuses any other column set or order.
 PACKAGE_COLUMNS = ("id", "name", "version", "source", "source_type", "digest", "output_type",
-    "output_path", "dependencies", "tier", "deprecated", "replacement", "installed_version",
-    "installed_digest")  # fmt: skip
-# The header before deprecation metadata; still read (as not deprecated), never written.
+    "output_path", "dependencies", "tier", "deprecated", "replacement", "card_id",
+    "installed_version", "installed_digest")  # fmt: skip
+# The header before deprecation metadata; still read (as not deprecated, no card), never written.
 LEGACY_PACKAGE_COLUMNS = tuple(
-    name for name in PACKAGE_COLUMNS if name not in ("deprecated", "replacement")
+    name for name in PACKAGE_COLUMNS if name not in ("deprecated", "replacement", "card_id")
 )
-_DEPRECATED_AT = PACKAGE_COLUMNS.index("deprecated")
+# Every older header still read, oldest first: before deprecation metadata, then before card ids.
+LEGACY_PACKAGE_HEADERS = (
+    LEGACY_PACKAGE_COLUMNS,
+    tuple(name for name in PACKAGE_COLUMNS if name != "card_id"),
+)
 FILE_COLUMNS = ("id", "path", "sha256", "owner", "kind", "description")
 REG_CP_ID = "REG-CP"
 STORE_PREFIX = "packages_store/"
@@ -50,6 +54,8 @@ _DEPENDENCY = re.compile(r" *([^<>=! ]+) *(.*?) *")
 _COMPONENT = r"(?!\.\.?(?:/|\Z))[^/\\\x00-\x1f\x7f-\x9f]+"
 _CLEAN_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _HEX64 = re.compile("[0-9a-f]{64}")
+# A canonical ULID: 26 upper-case Crockford base32 characters, at most 7ZZZ... (128 bits).
+_ULID = re.compile("[0-7][0-9A-HJKMNP-TV-Z]{25}")
 
 
 class OutputType(StrEnum):
@@ -87,7 +93,8 @@ class PackageRow:
     ``source`` is the root-relative archive path (``packages_store/NAME.tar.gz``),
     ``digest`` is ``sha256:HEX``, ``output_path`` is ``""`` for the default
     location; ``installed_*`` are both ``None`` while the package is not installed.
-    ``replacement`` is the id of the package that replaces a deprecated one, or ``""``.
+    ``replacement`` is the id of the package that replaces a deprecated one, or ``""``;
+    ``card_id`` is the ULID of the identity card of what was packed (``ids/cards/``), or ``""``.
     """
 
     id: str
@@ -102,6 +109,7 @@ class PackageRow:
     tier: Tier = Tier.COMMUNITY
     deprecated: bool = False
     replacement: str = ""
+    card_id: str = ""
     installed_version: Version | None = None
     installed_digest: str | None = None
 
@@ -225,7 +233,7 @@ def package_row(
 ) -> tuple[PackageRow | None, list[Finding]]:
     """The typed row for one record's fields, or ``None`` and the findings that stop it."""
     (row_id, name, version_text, source, source_type_text, digest, output_type_text,
-     output_path, dependencies_text, tier_text, deprecated_text, replacement,
+     output_path, dependencies_text, tier_text, deprecated_text, replacement, card_id,
      installed_version_text, installed_digest,
     ) = fields  # fmt: skip
     check = _RowCheck(source_name, line, row_id)
@@ -272,6 +280,10 @@ def package_row(
             f"tier {shown(tier_text)} is not one of: {', '.join(tier.value for tier in Tier)}",
         )
     _check_deprecation(check, row_id, deprecated_text, replacement)
+    if card_id and _ULID.fullmatch(card_id) is None:
+        check.add(
+            "card-id-format", f"card_id {shown(card_id)} is not a canonical (upper-case) ULID"
+        )
     if installed_version_text or installed_digest:
         try:
             installed_version = parse_version(installed_version_text)
@@ -298,15 +310,17 @@ def package_row(
         tier=Tier(tier_text) if tier_text else Tier.COMMUNITY,
         deprecated=deprecated_text == "true",
         replacement=replacement,
+        card_id=card_id,
         installed_version=installed_version,
         installed_digest=installed_digest or None,
     )
     return row, []
 
 
-def legacy_package_fields(fields: Sequence[str]) -> tuple[str, ...]:
-    """A record under ``LEGACY_PACKAGE_COLUMNS`` as fields under ``PACKAGE_COLUMNS``."""
-    return (*fields[:_DEPRECATED_AT], "", "", *fields[_DEPRECATED_AT:])
+def legacy_package_fields(header: Sequence[str], fields: Sequence[str]) -> tuple[str, ...]:
+    """A record under an older ``header`` as fields under ``PACKAGE_COLUMNS`` (new cells empty)."""
+    cells = dict(zip(header, fields, strict=True))
+    return tuple(cells.get(name, "") for name in PACKAGE_COLUMNS)
 
 
 def _check_deprecation(check: _RowCheck, row_id: str, deprecated: str, replacement: str) -> None:
@@ -374,7 +388,7 @@ def package_fields(row: PackageRow) -> tuple[str, ...]:
     installed_version = "" if row.installed_version is None else str(row.installed_version)
     return (row.id, row.name, str(row.version), row.source, row.source_type.value, row.digest,
             row.output_type.value, row.output_path, format_dependencies(row.dependencies),
-            row.tier.value, "true" if row.deprecated else "false", row.replacement,
+            row.tier.value, "true" if row.deprecated else "false", row.replacement, row.card_id,
             installed_version, row.installed_digest or "")  # fmt: skip
 
 

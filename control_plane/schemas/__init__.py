@@ -4,7 +4,7 @@ A schema is named like the documents it describes: ``control-plane.NAME/N``
 (the ``schema`` member of every ``--json`` output, MANIFEST.json, the compiled
 view, checkpoints and proofs).  Formats without a ``schema`` member get a
 name of the same form: ``control-plane.ledger-entry/1``,
-``control-plane.package-row/1``, ``control-plane.file-row/1``.  The file of
+``control-plane.package-row/2``, ``control-plane.file-row/1``.  The file of
 ``control-plane.NAME/N`` is ``control-plane.NAME-N.schema.json`` in this
 package.
 """
