@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,6 +122,30 @@ def run_module(
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
+    )
+
+
+def readme_block(heading: str) -> str:
+    """The first bash block of the README section under ``heading``, as written."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index(heading) :]
+    match = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert match is not None, f"{heading} has a bash block"
+    return match.group(1)
+
+
+def shell(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with ``bash -euo pipefail``, this interpreter's bin first on PATH."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CONTROL_PLANE_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
 

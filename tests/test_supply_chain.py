@@ -3,43 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import REPO, ledger_entries, snapshot
+from tests.conftest import ledger_entries, readme_block, shell, snapshot
 
 HEADING = "### Walkthrough: from a key to a locked, signed, verified install"
-
-
-def walkthrough() -> str:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index(HEADING) :]
-    match = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
-    assert match is not None, "the walkthrough has a bash block"
-    return match.group(1)
-
-
-def shell(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CONTROL_PLANE_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_the_walkthrough_runs_and_each_attack_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    ran = shell(walkthrough(), root)
+    ran = shell(readme_block(HEADING), root)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert (root / "control_plane.lock").is_file()
     assert (root / "packages_store/docs.tar.gz.sig").is_file()

@@ -44,8 +44,10 @@ def pack(
     plugin = plugins.existing(session, key)
     findings = plugins.validate_one(session, plugin)
     if findings:
+        rules = ", ".join(sorted({finding.rule for finding in findings}))
         raise CheckFailedError(
-            f"{plugin.rel} has {len(findings)} problem(s), nothing packed; first: {findings[0]}",
+            f"{plugin.rel} has {len(findings)} problem(s) ({rules}), nothing packed;"
+            f" first: {findings[0]}",
             hint=f"cpctl plugin validate {key}",
         )
     spec, _ = ps.check_spec(plugin.read(ps.SPEC_FILE) or b"", plugin.rel, key)
