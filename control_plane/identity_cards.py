@@ -21,6 +21,7 @@ is a code change.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -200,6 +201,30 @@ def new_card(card_id: str, kind: str, path: str, created: str, minted_by: str) -
     return card
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses a mapping naming one key twice (YAML requires unique keys;
+    PyYAML would silently keep the last, so a card could say two things at once)."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node)
+        with contextlib.suppress(TypeError):  # unhashable: construct_mapping words that
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"duplicate key {str(key)[:40]!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def parse_card(name: str, data: bytes) -> tuple[IdCard | None, list[Finding]]:
     """Parse and check one card file (``name`` is its file name in ``ids/cards/``).
 
@@ -215,13 +240,17 @@ def parse_card(name: str, data: bytes) -> tuple[IdCard | None, list[Finding]]:
     if len(data) > MAX_CARD_BYTES:
         return None, [*findings, Finding(subject, "card-schema", "card is larger than 64 KiB")]
     try:
-        document = yaml.safe_load(data.decode("utf-8"))
+        document = yaml.load(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe)
     except UnicodeDecodeError:
         return None, [*findings, Finding(subject, "card-yaml", "card is not UTF-8 text")]
+    except RecursionError:  # PyYAML composes recursively: hostile nesting ends here
+        return None, [*findings, Finding(subject, "card-yaml", "YAML nested too deeply")]
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
-        return None, [*findings, Finding(subject, "card-yaml", f"malformed YAML{line}")]
+        problem = getattr(exc, "problem", None)
+        why = f": {problem}" if problem else ""
+        return None, [*findings, Finding(subject, "card-yaml", f"malformed YAML{line}{why}")]
     if not isinstance(document, dict):
         return None, [*findings, Finding(subject, "card-schema", "card is not a YAML mapping")]
     missing = [key for key in CARD_KEYS if key not in document]

@@ -292,6 +292,10 @@ def validate(session: Session, store: IdsStore, rules: str) -> IdsValidateResult
         raise UsageError(f"unknown rule group {rules!r}: all, {', '.join(cards.RULE_GROUPS)}")
     state = store.state()
     findings = state.findings
+    for card in state.cards:
+        # Not a finding: a card outlives its artifact (ids are never reused), but say so.
+        if not os.path.lexists(session.layout.root / card.path):
+            session.warnings.append(f"{card.file}: its artifact {card.path} no longer exists")
     if rules != "all":
         findings = tuple(f for f in findings if f.rule in cards.RULE_GROUPS[rules])
     return IdsValidateResult(
