@@ -21,7 +21,6 @@ is a code change.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,9 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import yaml
 from ulid import ULID
 
+from control_plane import yamlio
 from control_plane.digests import digests_equal, format_digest, is_hex64
 from control_plane.findings import Finding
 from control_plane.registry import is_registry_path
@@ -122,7 +121,7 @@ class IdCard:
 
     def render(self) -> bytes:
         """The card's exact file bytes (deterministic YAML)."""
-        return _dump(self.to_mapping())
+        return yamlio.dump(self.to_mapping())
 
 
 @dataclass(frozen=True)
@@ -201,30 +200,6 @@ def new_card(card_id: str, kind: str, path: str, created: str, minted_by: str) -
     return card
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """``SafeLoader`` that refuses a mapping naming one key twice (YAML requires unique keys;
-    PyYAML would silently keep the last, so a card could say two things at once)."""
-
-
-def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _value in node.value:
-        key = loader.construct_object(key_node)
-        with contextlib.suppress(TypeError):  # unhashable: construct_mapping words that
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping",
-                    node.start_mark,
-                    f"duplicate key {str(key)[:40]!r}",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
 def parse_card(name: str, data: bytes) -> tuple[IdCard | None, list[Finding]]:
     """Parse and check one card file (``name`` is its file name in ``ids/cards/``).
 
@@ -240,17 +215,11 @@ def parse_card(name: str, data: bytes) -> tuple[IdCard | None, list[Finding]]:
     if len(data) > MAX_CARD_BYTES:
         return None, [*findings, Finding(subject, "card-schema", "card is larger than 64 KiB")]
     try:
-        document = yaml.load(data.decode("utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe)
+        document = yamlio.load_strict(data)
     except UnicodeDecodeError:
         return None, [*findings, Finding(subject, "card-yaml", "card is not UTF-8 text")]
-    except RecursionError:  # PyYAML composes recursively: hostile nesting ends here
-        return None, [*findings, Finding(subject, "card-yaml", "YAML nested too deeply")]
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        problem = getattr(exc, "problem", None)
-        why = f": {problem}" if problem else ""
-        return None, [*findings, Finding(subject, "card-yaml", f"malformed YAML{line}{why}")]
+    except yamlio.YamlError as exc:
+        return None, [*findings, Finding(subject, "card-yaml", str(exc))]
     if not isinstance(document, dict):
         return None, [*findings, Finding(subject, "card-schema", "card is not a YAML mapping")]
     missing = [key for key in CARD_KEYS if key not in document]
@@ -431,11 +400,4 @@ def render_registry(cards: Iterable[IdCard], digests: Mapping[str, str]) -> byte
         }
         for card in sorted(cards, key=lambda card: card.id)
     ]
-    return _dump({"schema": REGISTRY_SCHEMA, "count": len(rows), "ids": rows})
-
-
-def _dump(document: Any) -> bytes:
-    text = yaml.safe_dump(
-        document, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096
-    )
-    return text.encode("utf-8")
+    return yamlio.dump({"schema": REGISTRY_SCHEMA, "count": len(rows), "ids": rows})
