@@ -59,6 +59,12 @@ KINDS: tuple[str, ...] = (
     "test",
     "document",
     "config",
+    "operation",
+    "tool",
+    "agent",
+    "workflow",
+    "framework",
+    "directory",
     "file",
 )
 

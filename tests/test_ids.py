@@ -473,3 +473,26 @@ def test_an_interrupted_mint_leaves_before_or_after(
         mints = [entry for entry in main_ledger(artifacts) if entry["action"] == "ids-mint"]
         assert [entry["txn"] for entry in mints] == [ids_ledger(artifacts)[0]["txn"]]
     assert cpctl("ledger", "verify", root=artifacts).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["control-plane.id-card/1", "control-plane.ids-mint/1", "control-plane.id-registry/1"]
+)
+def test_the_schemas_list_exactly_the_kinds(name: str) -> None:
+    from control_plane.identity_cards import KINDS
+    from control_plane.schemas import load_schema
+
+    enums: list[list[str]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "enum" in node and "plugin" in node["enum"]:
+                enums.append(node["enum"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(load_schema(name))
+    assert enums == [list(KINDS)]
