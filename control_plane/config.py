@@ -234,6 +234,8 @@ def load_config(
             raise UsageError(f"cannot read {path.name}: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"{path.name} is not valid TOML: {exc}") from exc
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise UsageError(f"{path.name} is not valid TOML: nested too deeply") from None
     layered: dict[tuple[str, str], Any] = {}
     for variable, target in ENV_OVERRIDES.items():
         if env and env.get(variable):

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import yaml
 from ulid import ULID
 
+from control_plane import yamlio
 from control_plane.digests import digests_equal, format_digest, is_hex64
 from control_plane.findings import Finding
 from control_plane.registry import is_registry_path
@@ -121,7 +121,7 @@ class IdCard:
 
     def render(self) -> bytes:
         """The card's exact file bytes (deterministic YAML)."""
-        return _dump(self.to_mapping())
+        return yamlio.dump(self.to_mapping())
 
 
 @dataclass(frozen=True)
@@ -215,13 +215,11 @@ def parse_card(name: str, data: bytes) -> tuple[IdCard | None, list[Finding]]:
     if len(data) > MAX_CARD_BYTES:
         return None, [*findings, Finding(subject, "card-schema", "card is larger than 64 KiB")]
     try:
-        document = yaml.safe_load(data.decode("utf-8"))
+        document = yamlio.load_strict(data)
     except UnicodeDecodeError:
         return None, [*findings, Finding(subject, "card-yaml", "card is not UTF-8 text")]
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        return None, [*findings, Finding(subject, "card-yaml", f"malformed YAML{line}")]
+    except yamlio.YamlError as exc:
+        return None, [*findings, Finding(subject, "card-yaml", str(exc))]
     if not isinstance(document, dict):
         return None, [*findings, Finding(subject, "card-schema", "card is not a YAML mapping")]
     missing = [key for key in CARD_KEYS if key not in document]
@@ -402,11 +400,4 @@ def render_registry(cards: Iterable[IdCard], digests: Mapping[str, str]) -> byte
         }
         for card in sorted(cards, key=lambda card: card.id)
     ]
-    return _dump({"schema": REGISTRY_SCHEMA, "count": len(rows), "ids": rows})
-
-
-def _dump(document: Any) -> bytes:
-    text = yaml.safe_dump(
-        document, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096
-    )
-    return text.encode("utf-8")
+    return yamlio.dump({"schema": REGISTRY_SCHEMA, "count": len(rows), "ids": rows})

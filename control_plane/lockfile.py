@@ -198,6 +198,10 @@ def parse_lock(data: bytes) -> Lockfile:
         raise UsageError(
             f"control_plane.lock is not valid TOML: {error}", hint="cpctl lock rewrites it"
         ) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise UsageError(
+            "control_plane.lock is not valid TOML: nested too deeply", hint="cpctl lock rewrites it"
+        ) from None
     unknown = set(document) - _TOP_KEYS
     _require(not unknown, f"unknown keys {sorted(unknown)}")
     _require(document.get("schema") == SCHEMA, f"schema must be {SCHEMA!r}")

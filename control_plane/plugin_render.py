@@ -187,8 +187,8 @@ def render_policy_snapshot(
         old = json.loads(existing or b"null")
         if isinstance(old, dict) and old.get("digest") == digest:
             captured = str(old.get("captured_at", now))
-    except (ValueError, UnicodeDecodeError):
-        pass
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        pass  # unreadable or hostile: validate reports the drift, build rewrites it
     return dump_json(
         {
             "plugin": spec.key,

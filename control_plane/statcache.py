@@ -114,6 +114,8 @@ def parse_statcache(data: bytes) -> StatCache:
         document = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UsageError(f"stat cache is not valid JSON: {error}") from None
+    except RecursionError:
+        raise UsageError("stat cache is not valid JSON: nested too deeply") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         raise UsageError(f"stat cache is not a {SCHEMA} document")
     taken_at_ns = document.get("taken_at_ns")

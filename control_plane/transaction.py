@@ -241,7 +241,7 @@ def recover(transactions_dir: Path, ledger: Ledger) -> list[str]:
             created = [Path(item) for item in journal["created_dirs"]]
             record = None if journal["ledger"] is None else require_record_fields(journal["ledger"])
             state = journal["state"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise UsageError(
                 f"cannot read interrupted transaction journal {journal_path}: {exc}"
             ) from exc

@@ -504,6 +504,7 @@ def free_port() -> int:
     [
         ((404, b"nope", {}), "HTTP 404"),
         ((200, b"{not json", {}), "not valid JSON"),
+        ((200, b"[" * 100_000, {}), "nested too deeply"),
         ((200, b'{"keys": "no"}', {}), "expected an object with a 'keys' list"),
         ((200, b"\xff\xfe", {}), "not UTF-8"),
         ((200, json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}).encode(), {}), "no usable"),
@@ -513,6 +514,7 @@ def free_port() -> int:
     ids=[
         "http-404",
         "malformed-json",
+        "hostile-nesting",
         "keys-not-list",
         "not-utf8",
         "only-oct",

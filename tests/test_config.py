@@ -72,8 +72,9 @@ def test_users_accept_a_role_or_a_list() -> None:
     assert config.users == {"alice": ("admin",), "bob": ("maintainer", "auditor")}
 
 
-def test_invalid_toml_is_a_usage_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", ["[auth\n", "x = " + "[" * 100_000, "x = " + "{a = " * 50_000])
+def test_invalid_toml_is_a_usage_error(tmp_path: Path, text: str) -> None:
     path = tmp_path / "control_plane.toml"
-    path.write_text("[auth\n")
+    path.write_text(text)
     with pytest.raises(UsageError, match="not valid TOML"):
         load_config(path)

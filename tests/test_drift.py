@@ -131,6 +131,7 @@ def test_without_a_lock_changes_are_not_guarded(packed: Path, cpctl: CliFn) -> N
     ("content", "words"),
     [
         (b"not toml [", "not valid TOML"),
+        (b"x = " + b"[" * 100_000, "nested too deeply"),
         (b'schema = "control-plane.lock/9"\n', "schema must be"),
         (b'schema = "control-plane.lock/1"\nextra = 1\n', "unknown keys"),
         (
@@ -148,7 +149,7 @@ def test_without_a_lock_changes_are_not_guarded(packed: Path, cpctl: CliFn) -> N
             "unsafe path",
         ),
     ],
-    ids=["not-toml", "other-schema", "unknown-key", "bad-digest", "traversal"],
+    ids=["not-toml", "hostile-nesting", "other-schema", "unknown-key", "bad-digest", "traversal"],
 )
 def test_a_malformed_lock_fails_closed(
     locked: Path, cpctl: CliFn, content: bytes, words: str

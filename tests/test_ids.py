@@ -165,6 +165,16 @@ def test_a_deleted_card_is_a_finding(artifacts: Path, cpctl: CliFn) -> None:
     assert "plugins/demo" in findings[0]["message"]
 
 
+def test_a_card_outliving_its_artifact_is_a_warning(artifacts: Path, cpctl: CliFn) -> None:
+    minted = mint(cpctl, artifacts, "plugins/demo")
+    shutil.rmtree(artifacts / "plugins/demo")
+    outcome = cpctl("ids", "validate", "--json", root=artifacts)
+    assert outcome.exit_code == 0, outcome.stderr  # ids are permanent: not a finding
+    warning = f"{minted['card']}: its artifact plugins/demo no longer exists"
+    assert warning in outcome.json()["warnings"]
+    assert warning in outcome.stderr
+
+
 def test_a_card_not_in_the_ledger_is_a_finding(artifacts: Path, cpctl: CliFn) -> None:
     mint(cpctl, artifacts, "plugins/demo")
     forged = IdCard(
@@ -245,6 +255,17 @@ def _card(**changes: object) -> bytes:
 STRUCTURE_CASES = {
     "malformed-yaml": (f"{GOOD_ID}.yaml", b"id: [unclosed\n  kind: {", "card-yaml"),
     "not-utf8": (f"{GOOD_ID}.yaml", b"\xff\xfe\x00id", "card-yaml"),
+    "duplicate-key": (
+        f"{GOOD_ID}.yaml",
+        _card() + b"kind: module\n",  # a second kind: YAML keys are unique
+        "card-yaml",
+    ),
+    "deep-flow-nesting": (f"{GOOD_ID}.yaml", b"[" * 30000, "card-yaml"),
+    "deep-block-nesting": (
+        f"{GOOD_ID}.yaml",
+        b"a:\n" + b"".join(b" " * depth + b"b:\n" for depth in range(1, 300)),
+        "card-yaml",
+    ),
     "not-a-mapping": (f"{GOOD_ID}.yaml", b"- just\n- a list\n", "card-schema"),
     "missing-key": (f"{GOOD_ID}.yaml", _card(minted_by=None), "card-schema"),
     "unknown-key": (f"{GOOD_ID}.yaml", _card(extra="x"), "card-schema"),

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 import control_plane.operations
-from control_plane.operations.results import DocumentResult, Result
+from control_plane.operations.results import DocumentResult, FindingsResult, Result
 from control_plane.schemas import file_name, load_schema, schema_names
 from tests.contract_keys import nested_members, schema_keys, top_keys
 from tests.json_outputs import FILES, LINES, ROWS, Exercised, exercise
@@ -113,7 +113,9 @@ def pin_snippet(name: str, keys: dict[str, Any]) -> str:
     return json.dumps({name: keys}, indent=2)[1:-1].strip()
 
 
-CLASSES = [cls for cls in result_classes() if cls is not Result]
+# Bases that no command returns as such.
+BASES = (Result, FindingsResult)
+CLASSES = [cls for cls in result_classes() if cls not in BASES]
 PLAIN = [cls for cls in CLASSES if not issubclass(cls, DocumentResult)]
 
 

@@ -351,6 +351,17 @@ def test_validate_all_flags_what_is_not_a_plugin(
     assert not [subject for subject, _ in found if subject.startswith("plugins/demo")]
 
 
+@pytest.mark.parametrize("rel", ["policy_snapshot.json", "manifest.json", "plugin.spec.json"])
+def test_hostile_nesting_in_a_plugin_file_is_a_finding(
+    root: Path, cpctl: CliFn, demo: Path, rel: str
+) -> None:
+    (demo / rel).write_text("[" * 100_000)
+    code, found = validate(cpctl, root)
+    assert code == 1 and f"plugins/demo/{rel}" in {subject for subject, _ in found}
+    built = build(cpctl, root)  # refuses or rewrites the file, never a traceback
+    assert built["exit_code"] in (0, 1)
+
+
 def test_validate_all_skips_directories_that_are_not_plugins(
     root: Path, cpctl: CliFn, demo: Path
 ) -> None:

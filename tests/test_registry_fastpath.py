@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from control_plane.errors import UsageError
 from control_plane.merkle import leaf_hash, root_from_leaf_hashes, state_leaf, state_root
-from control_plane.registry import csvio
+from control_plane.registry import csvio, tables
 from control_plane.registry.ids import file_row_id, normalise_id
 from control_plane.registry.rows import _file_row_checked, _file_row_is_clean, file_row
 
@@ -78,7 +78,7 @@ def test_fast_path_accepts_only_normalised_paths(path: str, clean: bool) -> None
 
 
 def _path_key(text: str) -> str:
-    return csvio._path_key(text)
+    return tables._path_key(text)
 
 
 @settings(max_examples=500)
@@ -88,7 +88,7 @@ def _path_key(text: str) -> str:
 @example(["ﬃ", "FFI", "\uff21_b"])
 def test_bulk_keys_equal_one_by_one(values: list[str]) -> None:
     for key in (normalise_id, _path_key):
-        bulk = csvio._bulk_keys(values, key)
+        bulk = tables._bulk_keys(values, key)
         if "\x00" in "".join(values):
             assert bulk is None
         else:
@@ -99,7 +99,7 @@ def test_bulk_keys_equal_one_by_one(values: list[str]) -> None:
 @given(st.lists(st.text(max_size=6), max_size=10))
 def test_bulk_duplicate_check_agrees(values: list[str]) -> None:
     entries = [(line, value) for line, value in enumerate(values, start=2) if value]
-    found = csvio._duplicates(entries, normalise_id, rule="r", what="id", source="s")
+    found = tables._duplicates(entries, normalise_id, rule="r", what="id", source="s")
     lines: set[int] = set()
     first: dict[str, int] = {}
     for line, value in entries:

@@ -125,6 +125,8 @@ def parse_jwks(data: bytes) -> KeySet:
         raise ValueError("not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deeply)") from None
     entries = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise ValueError("not a JWKS: expected an object with a 'keys' list")
@@ -350,7 +352,7 @@ class JwksSource:
             if not fresh:
                 return None
             return parse_jwks(entry["document"].encode("utf-8")), float(fetched_at)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return None
 
     def _write_cache(self, document: bytes, now: float) -> None:

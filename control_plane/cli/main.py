@@ -23,7 +23,7 @@ from control_plane.cli import (
     tiers,
     trust,
 )
-from control_plane.cli.context import Invocation, command_runner, json_option
+from control_plane.cli.context import CpctlGroup, Invocation, command_runner, json_option
 
 WORKFLOW = """\
 Control Plane: pack, install, audit. The seed workflow, from the directory to govern:
@@ -35,7 +35,12 @@ Control Plane: pack, install, audit. The seed workflow, from the directory to go
 Run 'cpctl --help' for every command, 'cpctl COMMAND --help' for one (each has an example)."""
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    "cpctl",
+    cls=CpctlGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--root",
     "root_flag",

@@ -40,4 +40,4 @@ def split_globals(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def run_script(command: Sequence[str], argv: Sequence[str]) -> None:
     """Run ``cpctl [globals] COMMAND [rest]`` and exit with its code."""
     globals_, rest = split_globals(argv)
-    cli.main(args=[*globals_, *command, *rest], prog_name=f"cpctl {' '.join(command)}")
+    cli.main(args=[*globals_, *command, *rest], prog_name="cpctl")

@@ -20,7 +20,7 @@ from control_plane.errors import UsageError
 from control_plane.findings import Finding
 from control_plane.fsutil import is_within
 from control_plane.layout import is_reserved
-from control_plane.operations.results import Result
+from control_plane.operations.results import FindingsResult
 from control_plane.operations.session import Session
 
 EXPORT_ACTION = "plugins-export"
@@ -29,7 +29,7 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class PluginsExportResult(Result):
+class PluginsExportResult(FindingsResult):
     """``cpctl plugins export``: ``status`` is written, unchanged or refused."""
 
     SCHEMA: ClassVar[str] = "control-plane.plugins-export/1"
@@ -39,10 +39,6 @@ class PluginsExportResult(Result):
     sha256: str | None
     findings: tuple[Finding, ...]
 
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
     def payload(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -50,12 +46,12 @@ class PluginsExportResult(Result):
             "changed": self.status == "written",
             "components": self.components,
             "sha256": self.sha256,
-            "findings": [finding.as_dict() for finding in self.findings],
+            "findings": self.findings_json(),
         }
 
 
 @dataclass(frozen=True)
-class PluginsLintResult(Result):
+class PluginsLintResult(FindingsResult):
     """``cpctl plugins lint``: ``status`` is clean, drift, missing, malformed or invalid
     (the declarations themselves have findings)."""
 
@@ -65,16 +61,12 @@ class PluginsLintResult(Result):
     components: int
     findings: tuple[Finding, ...]
 
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
     def payload(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "status": self.status,
             "components": self.components,
-            "findings": [finding.as_dict() for finding in self.findings],
+            "findings": self.findings_json(),
         }
 
 

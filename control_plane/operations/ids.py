@@ -19,7 +19,7 @@ from control_plane.fsutil import is_within
 from control_plane.identity_cards import CardFile, IdCard, MintRecord
 from control_plane.jsoncanon import utc_now
 from control_plane.ledger import GENESIS, Ledger, check_link, decode_entry
-from control_plane.operations.results import Result
+from control_plane.operations.results import FindingsResult, Result
 from control_plane.operations.session import Session
 
 REGISTRY_ACTION = "ids-build-registry"
@@ -48,7 +48,7 @@ class IdMintResult(Result):
 
 
 @dataclass(frozen=True)
-class IdsValidateResult(Result):
+class IdsValidateResult(FindingsResult):
     """``cpctl ids validate``: ``rules`` is ``all``, ``immutability`` or ``structure``."""
 
     SCHEMA: ClassVar[str] = "control-plane.ids-validate/1"
@@ -57,21 +57,17 @@ class IdsValidateResult(Result):
     recorded: int
     findings: tuple[Finding, ...]
 
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
     def payload(self) -> dict[str, Any]:
         return {
             "rules": self.rules,
             "cards": self.cards,
             "recorded": self.recorded,
-            "findings": [finding.as_dict() for finding in self.findings],
+            "findings": self.findings_json(),
         }
 
 
 @dataclass(frozen=True)
-class IdsRegistryResult(Result):
+class IdsRegistryResult(FindingsResult):
     """``cpctl ids build-registry``: ``status`` is written, unchanged, drift or refused."""
 
     SCHEMA: ClassVar[str] = "control-plane.ids-registry/1"
@@ -82,10 +78,6 @@ class IdsRegistryResult(Result):
     sha256: str | None
     findings: tuple[Finding, ...]
 
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
     def payload(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -94,7 +86,7 @@ class IdsRegistryResult(Result):
             "changed": self.status == "written",
             "count": self.count,
             "sha256": self.sha256,
-            "findings": [finding.as_dict() for finding in self.findings],
+            "findings": self.findings_json(),
         }
 
 
@@ -292,6 +284,10 @@ def validate(session: Session, store: IdsStore, rules: str) -> IdsValidateResult
         raise UsageError(f"unknown rule group {rules!r}: all, {', '.join(cards.RULE_GROUPS)}")
     state = store.state()
     findings = state.findings
+    for card in state.cards:
+        # Not a finding: a card outlives its artifact (ids are never reused), but say so.
+        if not os.path.lexists(session.layout.root / card.path):
+            session.warnings.append(f"{card.file}: its artifact {card.path} no longer exists")
     if rules != "all":
         findings = tuple(f for f in findings if f.rule in cards.RULE_GROUPS[rules])
     return IdsValidateResult(

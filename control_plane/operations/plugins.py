@@ -19,7 +19,7 @@ from control_plane import plugin_spec as ps
 from control_plane.errors import ConflictError, UsageError
 from control_plane.findings import Finding
 from control_plane.jsoncanon import utc_now
-from control_plane.operations.results import Result
+from control_plane.operations.results import FindingsResult, Result
 from control_plane.operations.session import Session
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -45,7 +45,7 @@ class PluginNewResult(Result):
 
 
 @dataclass(frozen=True)
-class PluginBuildResult(Result):
+class PluginBuildResult(FindingsResult):
     """``cpctl plugin build``: ``status`` is written, unchanged or refused."""
 
     SCHEMA: ClassVar[str] = "control-plane.plugin-build/1"
@@ -55,36 +55,28 @@ class PluginBuildResult(Result):
     changed: tuple[str, ...]
     findings: tuple[Finding, ...]
 
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
     def payload(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "path": self.path,
             "status": self.status,
             "changed": list(self.changed),
-            "findings": [finding.as_dict() for finding in self.findings],
+            "findings": self.findings_json(),
         }
 
 
 @dataclass(frozen=True)
-class PluginValidateResult(Result):
+class PluginValidateResult(FindingsResult):
     """``cpctl plugin validate``: every finding over the plugins checked."""
 
     SCHEMA: ClassVar[str] = "control-plane.plugin-validate/1"
     plugins: tuple[str, ...]
     findings: tuple[Finding, ...]
 
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
     def payload(self) -> dict[str, Any]:
         return {
             "plugins": list(self.plugins),
-            "findings": [finding.as_dict() for finding in self.findings],
+            "findings": self.findings_json(),
         }
 
 

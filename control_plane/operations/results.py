@@ -36,6 +36,19 @@ class Result:
         }
 
 
+class FindingsResult(Result):
+    """A check's result: ok when its ``findings`` (a field each subclass declares) are none."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def findings_json(self) -> list[dict[str, str]]:
+        return [finding.as_dict() for finding in self.findings]
+
+
 @dataclass(frozen=True)
 class InitResult(Result):
     SCHEMA: ClassVar[str] = "control-plane.init/1"
@@ -161,26 +174,22 @@ class SyncResult(Result):
 
 
 @dataclass(frozen=True)
-class ValidateResult(Result):
+class ValidateResult(FindingsResult):
     SCHEMA: ClassVar[str] = "control-plane.validate/1"
     packages: int
     files: int
     findings: tuple[Finding, ...]
 
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
     def payload(self) -> dict[str, Any]:
         return {
             "packages": self.packages,
             "files": self.files,
-            "findings": [finding.as_dict() for finding in self.findings],
+            "findings": self.findings_json(),
         }
 
 
 @dataclass(frozen=True)
-class IntegrityResult(Result):
+class IntegrityResult(FindingsResult):
     SCHEMA: ClassVar[str] = "control-plane.integrity/1"
     merkle_root: str
     checked: int
@@ -206,7 +215,7 @@ class IntegrityResult(Result):
             "missing": list(self.missing),
             "orphans": list(self.orphans),
             "archives_checked": self.archives_checked,
-            "findings": [finding.as_dict() for finding in self.findings],
+            "findings": self.findings_json(),
             "mode": self.mode,
             "cached": self.cached,
             "files_checked": self.files_checked,

@@ -6,14 +6,7 @@ holds ``FileRow``s.  Bytes in, frozen dataclasses out; no file I/O here.
 
 from __future__ import annotations
 
-from control_plane.registry.csvio import (
-    Parsed,
-    RegistryLimits,
-    dump_files,
-    dump_packages,
-    parse_files,
-    parse_packages,
-)
+from control_plane.registry.csvio import RegistryLimits
 from control_plane.registry.ids import (
     ID_PATTERN,
     MAX_ID_CHARS,
@@ -37,6 +30,13 @@ from control_plane.registry.rows import (
     is_registry_path,
     parse_dependencies,
     parse_dependency,
+)
+from control_plane.registry.tables import (
+    Parsed,
+    dump_files,
+    dump_packages,
+    parse_files,
+    parse_packages,
 )
 from control_plane.versions import Dependency, Version, VersionConstraint
 
