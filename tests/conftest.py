@@ -169,15 +169,44 @@ def ledger_entries(root: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+LEDGER_LOGS = ("ledger/ledger.jsonl", "ledger/checkpoints.jsonl")
+
+
+def assert_rejection_ledgered(root: Path, before: dict[str, str]) -> dict:
+    """Nothing under ``root`` changed since ``before`` but ONE appended ledger entry with
+    result "rejected" and the ONE checkpoint signing it; returns that entry."""
+    after = snapshot(root)
+    assert {k: v for k, v in after.items() if k not in LEDGER_LOGS} == {
+        k: v for k, v in before.items() if k not in LEDGER_LOGS
+    }
+    for name in LEDGER_LOGS:
+        lines = (root / name).read_bytes().splitlines(keepends=True)
+        kept = hashlib.sha256(b"".join(lines[:-1])).hexdigest()
+        assert kept == before[name], f"{name}: not exactly one line appended"
+    entry = ledger_entries(root)[-1]
+    assert entry["result"] == "rejected", entry
+    return entry
+
+
 def assert_refused(
-    outcome: Outcome, code: int, before: dict[str, str], root: Path, *words: str
+    outcome: Outcome,
+    code: int,
+    before: dict[str, str],
+    root: Path,
+    *words: str,
+    rejection: bool | None = None,
 ) -> None:
     """A refusal: exit ``code``, one ``cpctl: error:`` line naming ``words``, no traceback,
-    and nothing under the root changed since ``before``."""
+    and nothing under the root changed since ``before`` -- except, for refused content
+    (``rejection``, by default when ``code`` is 5), the one "rejected" ledger entry."""
     assert outcome.exit_code == code, (outcome.stdout, outcome.stderr)
     errors = [line for line in outcome.stderr.splitlines() if line.startswith("cpctl: error:")]
     assert len(errors) == 1, outcome.stderr
     assert "Traceback" not in outcome.stderr
     for word in words:
         assert word in outcome.stderr, outcome.stderr
-    assert snapshot(root) == before
+    ledgered = code == 5 if rejection is None else rejection
+    if ledgered:
+        assert_rejection_ledgered(root, before)
+    else:
+        assert snapshot(root) == before

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from control_plane import signing
 from control_plane.operations import manifest_trust
-from tests.conftest import CliFn, snapshot, write
+from tests.conftest import CliFn, assert_rejection_ledgered, snapshot, write
 
 MANIFEST = "registries/registry.manifest.v1.json"
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -60,13 +60,14 @@ def install(cpctl: CliFn, root: Path, package_id: str = "PKG-DOCS", manifest: st
 
 
 def refused(cpctl: CliFn, root: Path, why: str, **kwargs: str) -> None:
-    """install --manifest is exit 5 naming ``why``, and nothing changed."""
+    """install --manifest is exit 5 naming ``why``, and nothing changed but the ledgered
+    rejection."""
     before = snapshot(root)
     outcome = install(cpctl, root, **kwargs)
     assert outcome.exit_code == 5, outcome.stderr
     assert why in outcome.stderr
     assert len(outcome.stderr.strip().splitlines()) == 1
-    assert snapshot(root) == before
+    assert why in assert_rejection_ledgered(root, before)["details"]["reason"]
 
 
 @pytest.fixture

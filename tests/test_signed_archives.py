@@ -441,8 +441,10 @@ def test_a_key_revoked_by_the_signed_list_is_refused_everywhere(
     assert listed.exit_code == 0, listed.stderr
     before = snapshot(root)
     assert_refused(cpctl("install", "--id", "PKG-DOCS", root=root), 5, before, root, "revoked")
+    before = snapshot(root)
     signed = cpctl("sign", "--id", "PKG-DOCS", "--key", str(release), root=root)
     assert_refused(signed, 5, before, root, "revoked")
+    before = snapshot(root)
     again = cpctl("keys", "trust", "release.pub", "--name", "back", root=root, cwd=root)
     assert_refused(again, 5, before, root, "revocations.json")
 

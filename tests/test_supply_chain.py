@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import ledger_entries, readme_block, shell, snapshot
+from tests.conftest import assert_rejection_ledgered, ledger_entries, readme_block, shell, snapshot
 
 HEADING = "### Walkthrough: from a key to a locked, signed, verified install"
 
@@ -35,7 +35,7 @@ def test_the_walkthrough_runs_and_each_attack_is_refused(tmp_path: Path) -> None
     before = snapshot(root)
     refused = shell("cpctl install --id PKG-DOCS --force", root)
     assert refused.returncode == 5, refused.stderr
-    assert snapshot(root) == before
+    assert_rejection_ledgered(root, before)  # the attempt is on record, nothing else
     sig.write_bytes(good)
 
     # A manifest edited after signing: verify and install --manifest refuse (exit 5).
@@ -45,10 +45,11 @@ def test_the_walkthrough_runs_and_each_attack_is_refused(tmp_path: Path) -> None
     before = snapshot(root)
     refused = shell(f"cpctl install --force --manifest {manifest} --id PKG-DOCS", root)
     assert refused.returncode == 5, refused.stderr
-    assert snapshot(root) == before
+    assert_rejection_ledgered(root, before)
 
     # trust_state.json is unsigned: rolled back by hand, doctor catches it from the ledger.
-    installs = [entry for entry in ledger_entries(root) if entry["action"] == "install"]
+    entries = ledger_entries(root)
+    installs = [e for e in entries if e["action"] == "install" and e["result"] == "ok"]
     assert installs[-1]["details"]["manifest"]["version"] == 1
     state = root / "registries/trust_state.json"
     document = json.loads(state.read_text())

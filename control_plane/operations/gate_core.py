@@ -15,7 +15,7 @@ from pathlib import Path
 
 from control_plane.auth import Action, AuthProvider
 from control_plane.config import Config, load_config
-from control_plane.errors import DeniedError, UsageError
+from control_plane.errors import DeniedError, RejectedContentError, UsageError
 from control_plane.layout import RootLayout
 from control_plane.ledger import Ledger
 from control_plane.operations import ledger_ops
@@ -26,6 +26,7 @@ from control_plane.operations.session import (
     build_provider,
     no_progress,
     record_denial,
+    record_rejection,
     restore_consistency,
     root_lock,
 )
@@ -96,10 +97,17 @@ class GateCore:
                 "auth is off (passthrough provider, development only): "
                 "set CONTROL_PLANE_AUTH_PROVIDER=hmac or oidc"
             )
+        mutating = action is not Action.VERIFY and not new_root
         with root_lock(self.layout, timeout):
-            if action is not Action.VERIFY and not new_root:
+            if mutating:
                 self.ledger_key.require()
             session.warnings.extend(
                 restore_consistency(self.layout, self.ledger, sign=action is not Action.VERIFY)
             )
-            yield session
+            try:
+                yield session
+            except RejectedContentError as error:
+                # Refused content is ledgered like a denial; read-only sessions write nothing.
+                if mutating:
+                    record_rejection(session, target, error)
+                raise

@@ -29,7 +29,13 @@ from control_plane.auth import (
     hmac_key_id,
 )
 from control_plane.config import Config
-from control_plane.errors import DeniedError, LockTimeoutError, UsageError
+from control_plane.errors import (
+    ControlPlaneError,
+    DeniedError,
+    LockTimeoutError,
+    RejectedContentError,
+    UsageError,
+)
 from control_plane.layout import RootLayout
 from control_plane.ledger import Ledger, LedgerRecord
 from control_plane.registry import (
@@ -272,6 +278,32 @@ def record_denial(
     with contextlib.suppress(LockTimeoutError, OSError, UsageError), root_lock(layout, timeout):
         restore_consistency(layout, ledger)
         ledger.append(record)
+
+
+REJECTION_REASON_CHARS = 500  # a rejection entry's reason is cut to this many characters
+
+
+def record_rejection(session: Session, target: str, error: RejectedContentError) -> None:
+    """Ledger refused content (exit 5) while the session still holds the root lock.
+
+    Best effort: the operation's own transaction is already aborted, and the
+    refusal stands (and propagates unchanged) even when this append fails.
+    """
+    reason = str(error).encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(reason) > REJECTION_REASON_CHARS:
+        reason = reason[: REJECTION_REASON_CHARS - 3] + "..."
+    record = LedgerRecord(
+        actor=session.identity.user,
+        role=session.role.value,
+        action=session.action.value,
+        target=target,
+        result="rejected",
+        digests={},
+        details={"kind": type(error).__name__, "reason": reason},
+    )
+    with contextlib.suppress(ControlPlaneError, OSError, ValueError):
+        restore_consistency(session.layout, session.ledger)
+        session.ledger.append(record)
 
 
 def authorise(provider: AuthProvider, token: str | None, action: Action) -> tuple[Identity, Role]:
