@@ -92,7 +92,9 @@ class Transaction:
     def _plan_parents(self, target: Path) -> None:
         missing: list[Path] = []
         parent = target.parent
-        while parent not in self._planned_dirs and not parent.exists():
+        while parent not in self._planned_dirs and not parent.is_dir():
+            if parent.exists() or parent.is_symlink():  # a file or a dangling link
+                raise UsageError(f"cannot write {target}: {parent} is not a directory")
             missing.append(parent)
             parent = parent.parent
         for directory in reversed(missing):
@@ -104,7 +106,13 @@ class Transaction:
         self._plan_parents(directory / "_")
 
     def put(self, target: Path, staged: Path) -> None:
-        """Replace (or create) ``target`` with the staged file ``staged``."""
+        """Replace (or create) ``target`` with the staged file ``staged``.
+
+        Raises:
+            UsageError: a directory stands where the file goes (nothing applied yet).
+        """
+        if target.is_dir() and not target.is_symlink():
+            raise UsageError(f"cannot write {target}: a directory is in its place")
         existed = target.exists() or target.is_symlink()
         self._plan_parents(target)
         backup = self._backup_name(target) if existed else None
