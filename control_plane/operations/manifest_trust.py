@@ -135,14 +135,6 @@ def signatures_path(manifest: Path) -> Path:
     return manifest.with_name(manifest.name + SIGS_SUFFIX)
 
 
-def _shown(layout: RootLayout, path: Path) -> str:
-    """``path`` root-relative when it is inside the root, else absolute."""
-    absolute = path.resolve()
-    if absolute.is_relative_to(layout.root):
-        return layout.relative(absolute)
-    return str(absolute)
-
-
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -199,7 +191,7 @@ def verify(
         )
     manifest, signers, data = _verified(layout, config, path, threshold)
     return ManifestVerifyResult(
-        path=_shown(layout, path),
+        path=layout.shown(path),
         version=manifest.version,
         expires=format_time(manifest.expires),
         packages=len(manifest.packages),
@@ -344,7 +336,7 @@ def export(
         new_state = replace(state, exported_version=max(state.exported_version, version))
         txn.put_bytes(revoking.state_path(layout), new_state.to_bytes())
         details = {
-            "path": _shown(layout, target),
+            "path": layout.shown(target),
             "version": version,
             "packages": len(rows),
             "signers": [item.keyid for item in signatures],
@@ -360,8 +352,8 @@ def export(
         txn.abort()
         raise
     return ManifestExportResult(
-        path=_shown(layout, target),
-        signatures_path=_shown(layout, sigs_path) if signatures else None,
+        path=layout.shown(target),
+        signatures_path=layout.shown(sigs_path) if signatures else None,
         version=version,
         expires=format_time(moment),
         packages=len(rows),
@@ -390,8 +382,8 @@ def sign(
     )
     atomic_write_bytes(sigs_path, dump_signatures(updated))
     return ManifestSignResult(
-        path=_shown(layout, path),
-        signatures_path=_shown(layout, sigs_path),
+        path=layout.shown(path),
+        signatures_path=layout.shown(sigs_path),
         keyid=kid,
         signatures=len(updated),
     )
