@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from control_plane.errors import UsageError
+from control_plane.layout import shown_path
 from control_plane.signing import KeyType, PublicKey, find_signer, key_id, key_type, load_public_key
 
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -60,7 +61,7 @@ def _read_dir(directory: Path, *, revoked: bool, root: Path) -> list[StoredKey]:
     for path in sorted(directory.iterdir()):
         if path.name.startswith(".") or path.suffix != PUBLIC_SUFFIX:
             continue
-        where = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        where = shown_path(root, path)
         if path.is_symlink() or not path.is_file():
             raise UsageError(f"{where}: a key must be a regular file, not a link or directory")
         if path.stat().st_size > MAX_KEY_FILE_BYTES:

@@ -99,6 +99,15 @@ class RootLayout:
         """Root-relative POSIX form of a path inside the root."""
         return path.relative_to(self.root).as_posix()
 
+    def shown(self, path: Path) -> str:
+        """``path`` resolved, root-relative when it is inside the root, else absolute."""
+        return shown_path(self.root, path.resolve())
+
+
+def shown_path(root: Path, path: Path) -> str:
+    """``path`` as users see it: root-relative POSIX inside the root, else as given."""
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
 
 def find_root(flag: str | None, env_value: str | None, cwd: Path) -> Path:
     """Resolve the root: ``--root`` > ``CONTROL_PLANE_ROOT`` > nearest ancestor with a config > cwd."""

@@ -14,8 +14,9 @@ of *distinct trusted keys*, where the key comes from the verifier's trust
 store, never from the ``keyid`` field, and ECDSA's malleable signature bytes
 count once per key), a frozen manifest (``expires``), a replayed older
 manifest (rollback), an implausible version jump that would lock out later
-manifests (fast-forward), and mix-and-match (archive sha256 against the
-entry).  Pure: bytes and typed values in, typed values out or an exception.
+manifests (fast-forward) and mix-and-match (archive sha256 against the entry);
+the version checks (and a forked version) live in ``manifest_acceptance``.  Pure:
+bytes and typed values in, typed values out or an exception.
 """
 
 from __future__ import annotations
@@ -264,8 +265,10 @@ def trusted_signers(
     return tuple(sorted(found))
 
 
-def require_threshold(signers: Sequence[str], threshold: int, where: str) -> None:
-    """Raise unless at least ``threshold`` distinct trusted keys signed.
+def require_threshold(
+    signers: Sequence[str], threshold: int, where: str, source: str = "policy.manifest_threshold"
+) -> None:
+    """Raise unless at least ``threshold`` (set by ``source``) distinct trusted keys signed.
 
     Raises:
         ManifestError: too few.
@@ -273,7 +276,7 @@ def require_threshold(signers: Sequence[str], threshold: int, where: str) -> Non
     if len(set(signers)) < threshold:
         raise ManifestError(
             f"{where}: signed by {len(set(signers))} distinct trusted key(s); "
-            f"policy.manifest_threshold requires {threshold}"
+            f"{source} requires {threshold}"
         )
 
 
@@ -286,24 +289,6 @@ def require_fresh(manifest: RegistryManifest, now: datetime, where: str) -> None
     if now >= manifest.expires:
         raise ManifestError(
             f"{where}: expired at {format_time(manifest.expires)}; refusing a frozen manifest",
-        )
-
-
-def require_version(version: int, last_accepted: int, max_jump: int, where: str) -> None:
-    """Raise on rollback (older than the last accepted) or an implausible fast-forward.
-
-    Raises:
-        ManifestError: ``version < last_accepted`` or ``version - last_accepted > max_jump``.
-    """
-    if version < last_accepted:
-        raise ManifestError(
-            f"{where}: version {version} is older than the last accepted {last_accepted}; "
-            "refusing a rollback"
-        )
-    if version - last_accepted > max_jump:
-        raise ManifestError(
-            f"{where}: version {version} jumps more than policy.max_manifest_version_jump "
-            f"({max_jump}) past the last accepted {last_accepted}; refusing a fast-forward"
         )
 
 

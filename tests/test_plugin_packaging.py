@@ -155,6 +155,16 @@ def test_a_modified_card_is_not_recorded(root: Path, cpctl: CliFn, card: str) ->
     assert_refused(generic, 1, before, root, "cannot be recorded")
 
 
+def test_two_cards_for_the_plugin_are_not_recorded(root: Path, cpctl: CliFn, card: str) -> None:
+    first = root / "ids" / "cards" / f"{card}.yaml"
+    other = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    text = first.read_text(encoding="utf-8").replace(card, other)
+    (root / "ids" / "cards" / f"{other}.yaml").write_text(text, encoding="utf-8")
+    before = snapshot(root)
+    outcome = cpctl("plugin", "pack", "demo", root=root)
+    assert_refused(outcome, 1, before, root, "cannot be recorded", other)
+
+
 def test_plugin_pack_needs_the_pack_action(root: Path, cpctl: CliFn, card: str) -> None:
     from control_plane.auth import mint_hmac_token
 

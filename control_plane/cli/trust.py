@@ -93,16 +93,23 @@ def sign(manifest: Path, key: Path, passphrase_file: Path | None, as_json: bool)
 
 @registry.command()
 @click.argument("manifest", type=PATH)
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Demand at least N distinct trusted keys (not below policy.manifest_threshold).",
+)
 @json_option
 @command_runner
-def verify(manifest: Path, as_json: bool) -> object:
-    """Check a manifest offline: threshold of trusted keys, schema, expiry (exit 5 on failure).
+def verify(manifest: Path, threshold: int | None, as_json: bool) -> object:
+    """Check a manifest offline: threshold of trusted keys, schema, expiry, and its version
+    against the last accepted one (rollback, fork); exit 5 on failure, writes nothing.
 
     \b
     Example:
-      cpctl registry verify registries/registry.manifest.v1.json --json
+      cpctl registry verify registries/registry.manifest.v1.json --threshold 2 --json
     """
-    return lambda gate: gate.registry_verify(manifest)
+    return lambda gate: gate.registry_verify(manifest, threshold=threshold)
 
 
 def _revocation_target(
@@ -208,6 +215,9 @@ def _(result: ManifestVerifyResult) -> list[str]:
         f"expires {result.expires}",
         f"  {len(result.signers)} trusted key(s) signed (threshold {result.threshold}): "
         + ", ".join(result.signers),
+        f"  last accepted version {result.last_accepted}"
+        if result.last_accepted
+        else "  no manifest accepted before",
     ]
 
 

@@ -43,12 +43,17 @@ class TrustGate(GateCore):
     ) -> manifest_trust.ManifestSignResult:
         """Append a detached signature by ``key`` to ``MANIFEST.sigs`` (offline: the private
         key is the authority; nothing in the root changes)."""
-        return manifest_trust.sign(manifest, key, passphrase_file, self.env)
+        return manifest_trust.sign(self.layout, manifest, key, passphrase_file, self.env)
 
-    def registry_verify(self, manifest: Path) -> manifest_trust.ManifestVerifyResult:
+    def registry_verify(
+        self, manifest: Path, *, threshold: int | None = None
+    ) -> manifest_trust.ManifestVerifyResult:
         """Check a manifest offline: a threshold of distinct trusted, unrevoked keys signed
-        these exact bytes, the schema, and the expiry.  Raises ``ManifestError`` (exit 5)."""
-        return manifest_trust.verify(self.layout, self.config, manifest)
+        these exact bytes (``threshold`` may raise ``policy.manifest_threshold``, never lower
+        it: ``UsageError``), the schema, the expiry, and its version against the last one this
+        root accepted (rollback, fast-forward, other bytes under that version).  Reads the
+        trust state without a session and writes nothing.  Raises ``ManifestError`` (exit 5)."""
+        return manifest_trust.verify(self.layout, self.config, manifest, threshold)
 
     def revoke(
         self,

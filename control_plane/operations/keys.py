@@ -20,6 +20,7 @@ from control_plane.errors import (
     UsageError,
 )
 from control_plane.keystore import PUBLIC_SUFFIX, KeyStore, StoredKey, check_key_name
+from control_plane.layout import shown_path
 from control_plane.operations.results import Result
 from control_plane.operations.session import Session
 from control_plane.operations.signatures import (
@@ -109,17 +110,13 @@ class KeyChangeResult(Result):
         return {"action": self.action, "key": self.key.to_json(), "changed": self.changed}
 
 
-def _shown(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
-
-
 def _info(key: StoredKey, root: Path) -> KeyInfo:
     return KeyInfo(
         key_id=key.key_id,
         type=key.key_type,
         name=key.name,
         status="revoked" if key.revoked else "trusted",
-        path=_shown(key.path, root),
+        path=shown_path(root, key.path),
     )
 
 
@@ -213,8 +210,8 @@ def generate(
         key_id=kid,
         type=key_kind,
         name=stem,
-        private_key=_shown(private_path, root),
-        public_key=_shown(public_path, root),
+        private_key=shown_path(root, private_path),
+        public_key=shown_path(root, public_path),
         encrypted=passphrase is not None,
         trusted=None,
     )
@@ -254,7 +251,7 @@ def trust(session: Session, public: PublicKey, name: str) -> KeyChangeResult:
     for stored in store.load():
         if stored.key_id == kid and stored.revoked:
             raise RejectedContentError(
-                f"key {kid} was revoked ({_shown(stored.path, root)}); a revoked key is never "
+                f"key {kid} was revoked ({shown_path(root, stored.path)}); a revoked key is never "
                 "trusted again",
                 hint="generate a new key pair",
             )
@@ -268,7 +265,7 @@ def trust(session: Session, public: PublicKey, name: str) -> KeyChangeResult:
     target = store.trusted_dir / (name + PUBLIC_SUFFIX)
     if target.exists() or target.is_symlink():
         raise ConflictError(
-            f"{_shown(target, root)} already holds another key", hint="pass --name NAME"
+            f"{shown_path(root, target)} already holds another key", hint="pass --name NAME"
         )
     txn = session.begin()
     try:
@@ -276,14 +273,14 @@ def trust(session: Session, public: PublicKey, name: str) -> KeyChangeResult:
         record = session.record(
             kid,
             digests={"key": kid},
-            details={"name": name, "type": key_type(public), "path": _shown(target, root)},
+            details={"name": name, "type": key_type(public), "path": shown_path(root, target)},
             txn=txn,
         )
         session.commit(txn, replace(record, action="trust"))
     except BaseException:
         txn.abort()
         raise
-    info = KeyInfo(kid, key_type(public), name, "trusted", _shown(target, root))
+    info = KeyInfo(kid, key_type(public), name, "trusted", shown_path(root, target))
     return KeyChangeResult(action="trust", key=info, changed=True, warnings=tuple(session.warnings))
 
 
@@ -315,7 +312,7 @@ def revoke(session: Session, reference: str) -> KeyChangeResult:
         suffix = stored.key_id.removeprefix("sha256:")[:12]
         target = store.revoked_dir / f"{stored.name}-{suffix}{PUBLIC_SUFFIX}"
         if target.exists() or target.is_symlink():
-            raise ConflictError(f"{_shown(target, root)} already exists; remove it first")
+            raise ConflictError(f"{shown_path(root, target)} already exists; remove it first")
     txn = session.begin()
     try:
         txn.put_bytes(target, public_pem(stored.public_key))
@@ -326,8 +323,8 @@ def revoke(session: Session, reference: str) -> KeyChangeResult:
             details={
                 "name": stored.name,
                 "type": stored.key_type,
-                "from": _shown(stored.path, root),
-                "path": _shown(target, root),
+                "from": shown_path(root, stored.path),
+                "path": shown_path(root, target),
             },
             txn=txn,
         )
@@ -335,7 +332,7 @@ def revoke(session: Session, reference: str) -> KeyChangeResult:
     except BaseException:
         txn.abort()
         raise
-    info = KeyInfo(stored.key_id, stored.key_type, target.stem, "revoked", _shown(target, root))
+    info = KeyInfo(stored.key_id, stored.key_type, target.stem, "revoked", shown_path(root, target))
     return KeyChangeResult(
         action="revoke", key=info, changed=True, warnings=tuple(session.warnings)
     )

@@ -3,11 +3,14 @@
 ``export`` writes the canonical manifest (and, with ``--sign``, its ``.sigs``)
 and records the exported version; ``sign`` appends one signer's detached
 signature; ``verify`` checks a manifest offline against ``keys/trusted``, the
-threshold, the revocation list and its expiry.  ``pin_manifest`` adds the
-version checks (rollback, fast-forward) for an install, and ``admit`` -- the
-one call install makes -- refuses revoked packages and, under a pinned
-manifest, any package whose archive sha256 or version differs from its entry,
-then stages the accepted version into the install's own transaction.
+threshold (or a stricter ``--threshold``), the revocation list, its expiry and
+the version checks (rollback, fast-forward, a forked version) against the last
+accepted manifest, reading the trust state and writing nothing.  ``pin_manifest``
+makes the same checks for an install, and ``admit`` -- the one call install
+makes -- refuses revoked packages and, under a pinned manifest, any package
+whose archive sha256 or version differs from its entry, then stages the
+accepted version into the install's own transaction.  Paths in results are
+root-relative inside the root and absolute outside it.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from control_plane.config import Config
-from control_plane.digests import digests_equal, parse_digest
+from control_plane.digests import parse_digest
 from control_plane.errors import ControlPlaneError, UsageError
 from control_plane.fsutil import atomic_write_bytes
 from control_plane.keystore import StoredKey
 from control_plane.layout import RootLayout
+from control_plane.manifest_acceptance import require_acceptable
 from control_plane.operations import revoking
 from control_plane.operations.placement import Plan
 from control_plane.operations.results import Result
@@ -47,7 +51,6 @@ from control_plane.registry_manifest import (
     parse_time,
     require_fresh,
     require_threshold,
-    require_version,
     trusted_signers,
 )
 from control_plane.signing import key_id, sign_digest
@@ -142,9 +145,10 @@ def _read(path: Path) -> bytes:
 
 
 def _verified(
-    layout: RootLayout, config: Config, path: Path
+    layout: RootLayout, config: Config, path: Path, threshold: int | None = None
 ) -> tuple[RegistryManifest, tuple[str, ...], bytes]:
-    """Signatures (threshold of trusted unrevoked keys), schema and expiry of a manifest."""
+    """Signatures (threshold of trusted unrevoked keys), schema, expiry and version (against
+    the last accepted manifest) of a manifest; reads the root, writes nothing."""
     data = _read(path)
     sigs_path = signatures_path(path)
     if not sigs_path.exists():
@@ -154,30 +158,53 @@ def _verified(
     revoked = revoking.load_revocations(layout, keys).revocations.revoked_keys
     active = [(k.key_id, k.public_key) for k in keys if not k.revoked and k.key_id not in revoked]
     signers = trusted_signers(data, signatures, active)
-    require_threshold(signers, config.policy.manifest_threshold, str(path))
+    if threshold is None:
+        require_threshold(signers, config.policy.manifest_threshold, str(path))
+    else:
+        require_threshold(signers, threshold, str(path), source="--threshold")
     manifest = parse_manifest(data, str(path))
     require_fresh(manifest, now(), str(path))
+    require_acceptable(
+        manifest.version,
+        hashlib.sha256(data).hexdigest(),
+        revoking.read_state(layout),
+        config.policy.max_manifest_version_jump,
+        str(path),
+    )
     return manifest, signers, data
 
 
-def verify(layout: RootLayout, config: Config, path: Path) -> ManifestVerifyResult:
-    """See ``GateOperations.registry_verify``."""
-    manifest, signers, data = _verified(layout, config, path)
+def verify(
+    layout: RootLayout, config: Config, path: Path, threshold: int | None = None
+) -> ManifestVerifyResult:
+    """See ``GateOperations.registry_verify``.
+
+    Raises:
+        UsageError: ``threshold`` below ``policy.manifest_threshold``; an unreadable file.
+        ManifestError: any check fails.
+    """
+    policy = config.policy.manifest_threshold
+    if threshold is not None and threshold < policy:
+        raise UsageError(
+            f"--threshold {threshold} is below policy.manifest_threshold ({policy}): "
+            "a verifier may demand more keys, never fewer"
+        )
+    manifest, signers, data = _verified(layout, config, path, threshold)
     return ManifestVerifyResult(
-        path=str(path),
+        path=layout.shown(path),
         version=manifest.version,
         expires=format_time(manifest.expires),
         packages=len(manifest.packages),
         sha256=hashlib.sha256(data).hexdigest(),
         signers=signers,
-        threshold=config.policy.manifest_threshold,
+        threshold=policy if threshold is None else threshold,
         last_accepted=revoking.read_state(layout).manifest_version,
     )
 
 
 def pin_manifest(session: Session, path: Path, package_id: str | None) -> PinnedManifest:
     """Verify ``path`` for installing ``package_id``: signatures, expiry, rollback, fast-forward,
-    and the target's entry against its registry row.
+    a forked version, and the target's entry against its registry row.
 
     Raises:
         ManifestError: any check fails.
@@ -186,23 +213,7 @@ def pin_manifest(session: Session, path: Path, package_id: str | None) -> Pinned
     if package_id is None:
         raise UsageError("install --manifest needs --id")
     manifest, signers, data = _verified(session.layout, session.config, path)
-    state = revoking.read_state(session.layout)
-    require_version(
-        manifest.version,
-        state.manifest_version,
-        session.config.policy.max_manifest_version_jump,
-        str(path),
-    )
     pinned = PinnedManifest(str(path), manifest, hashlib.sha256(data).hexdigest(), signers)
-    if (
-        manifest.version == state.manifest_version
-        and state.manifest_sha256 is not None
-        and not digests_equal(state.manifest_sha256, pinned.sha256)
-    ):
-        raise ManifestError(
-            f"{path}: version {manifest.version} was already accepted with other contents; "
-            "a new manifest needs a new version"
-        )
     row = session.packages().get(package_id)
     if row is not None:
         pinned.require_package(row.id, str(row.version), parse_digest(row.digest))
@@ -325,7 +336,7 @@ def export(
         new_state = replace(state, exported_version=max(state.exported_version, version))
         txn.put_bytes(revoking.state_path(layout), new_state.to_bytes())
         details = {
-            "path": str(target),
+            "path": layout.shown(target),
             "version": version,
             "packages": len(rows),
             "signers": [item.keyid for item in signatures],
@@ -341,8 +352,8 @@ def export(
         txn.abort()
         raise
     return ManifestExportResult(
-        path=str(target),
-        signatures_path=str(sigs_path) if signatures else None,
+        path=layout.shown(target),
+        signatures_path=layout.shown(sigs_path) if signatures else None,
         version=version,
         expires=format_time(moment),
         packages=len(rows),
@@ -353,7 +364,11 @@ def export(
 
 
 def sign(
-    path: Path, key_path: Path, passphrase_file: Path | None, env: Mapping[str, str]
+    layout: RootLayout,
+    path: Path,
+    key_path: Path,
+    passphrase_file: Path | None,
+    env: Mapping[str, str],
 ) -> ManifestSignResult:
     """See ``GateOperations.registry_sign``: append one signature to ``MANIFEST.sigs``."""
     data = _read(path)
@@ -367,5 +382,8 @@ def sign(
     )
     atomic_write_bytes(sigs_path, dump_signatures(updated))
     return ManifestSignResult(
-        path=str(path), signatures_path=str(sigs_path), keyid=kid, signatures=len(updated)
+        path=layout.shown(path),
+        signatures_path=layout.shown(sigs_path),
+        keyid=kid,
+        signatures=len(updated),
     )

@@ -59,6 +59,8 @@ def packed_card(session: Session, sources: Sequence[str], chosen: str | None) ->
         matches = [card for card in state.cards if card.path in sources]
         if not matches:
             return ""
+        for match in matches:  # two cards for one source: the later one's duplicate-path
+            _refuse_unclean(match, state.findings)
         if len(matches) > 1:
             named = ", ".join(f"{card.path} ({card.id})" for card in matches)
             raise UsageError(
