@@ -45,18 +45,17 @@ class AppendLog:
             return None
         except OSError as exc:
             why = "a symbolic link" if self.path.is_symlink() else exc.strerror
-            raise self._unusable(why) from None
+            raise self._unusable(why or type(exc).__name__) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise self._unusable("not a regular file")
         return fd
 
-    def _reader(self, mode: str) -> BinaryIO | None:
-        fd = self._open(os.O_RDWR if mode == "r+b" else os.O_RDONLY)
+    def _reader(self, writable: bool = False) -> BinaryIO | None:
+        fd = self._open(os.O_RDWR if writable else os.O_RDONLY)
         if fd is None:
             return None
-        handle: BinaryIO = os.fdopen(fd, mode)
-        return handle
+        return os.fdopen(fd, "r+b" if writable else "rb")
 
     def append(self, line: bytes) -> None:
         """Write ``line`` plus a newline in one append and fsync it."""
@@ -75,7 +74,7 @@ class AppendLog:
 
     def repair_tail(self) -> str | None:
         """Drop a partly written last line left by a crash; return a message when it did."""
-        handle = self._reader("r+b")
+        handle = self._reader(writable=True)
         if handle is None:
             return None
         with handle:
@@ -98,7 +97,7 @@ class AppendLog:
         """The last ``count`` complete lines (fewer if the file is shorter), oldest first."""
         if count <= 0:
             return []
-        handle = self._reader("rb")
+        handle = self._reader()
         if handle is None:
             return []
         lines: list[bytes] = []
@@ -122,7 +121,7 @@ class AppendLog:
         Raises:
             CheckFailedError: the last line is partly written (no newline).
         """
-        handle = self._reader("rb")
+        handle = self._reader()
         if handle is None:
             return
         with handle:
