@@ -54,11 +54,18 @@ class _Op:
     def from_json(cls, data: dict[str, Any]) -> _Op:
         return cls(
             kind=data["kind"],
-            target=Path(data["target"]),
-            staged=None if data["staged"] is None else Path(data["staged"]),
-            backup=None if data["backup"] is None else Path(data["backup"]),
+            target=journal_path(data["target"]),
+            staged=None if data["staged"] is None else journal_path(data["staged"]),
+            backup=None if data["backup"] is None else journal_path(data["backup"]),
             existed=bool(data["existed"]),
         )
+
+
+def journal_path(value: object) -> Path:
+    """A path read back from a journal; ``ValueError`` unless it is text without a NUL."""
+    if not isinstance(value, str) or "\0" in value:
+        raise ValueError(f"not a path: {value!r:.80}")
+    return Path(value)
 
 
 @dataclass
@@ -246,7 +253,7 @@ def recover(transactions_dir: Path, ledger: Ledger) -> list[str]:
         try:
             journal = json.loads(journal_path.read_text(encoding="utf-8"))
             ops = [_Op.from_json(item) for item in journal["ops"]]
-            created = [Path(item) for item in journal["created_dirs"]]
+            created = [journal_path(item) for item in journal["created_dirs"]]
             record = None if journal["ledger"] is None else require_record_fields(journal["ledger"])
             state = journal["state"]
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:

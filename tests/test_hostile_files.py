@@ -233,6 +233,45 @@ CASES = [
 ]
 
 
+# The root's own directories: a link in their place (git stores links, so a hostile checkout
+# can hold one) is refused before anything is read or written through it.
+LINKED_DIRECTORIES: list[tuple[str, tuple[str, ...]]] = [
+    (".control_plane", ("validate",)),
+    (".control_plane/merkle", ("ledger", "verify")),
+    ("ledger", ("hash-update", "--path", "docs/guide.md")),
+    (".ledger", ("ids", "mint", "--kind", "document", "--path", "docs/guide.md")),
+    ("registries", ("sync",)),
+    ("registries/compiled", ("sync",)),
+    ("packages_store", ("plugin", "pack", "demo")),
+    ("keys/trusted", ("keys", "trust", "keys/private/release.pub", "--name", "again")),
+    ("ids/cards", ("ids", "mint", "--kind", "document", "--path", "docs/guide.md")),
+    ("modules", ("verify",)),
+]
+
+
+def _directory_to_link(path: Path, victim: Path) -> None:
+    path.mkdir(exist_ok=True)
+    shutil.copytree(path, victim / "etc" / path.name)
+    shutil.rmtree(path)
+    path.symlink_to(victim / "etc" / path.name, target_is_directory=True)
+
+
+@pytest.mark.parametrize(
+    ("directory", "args"), LINKED_DIRECTORIES, ids=[rel for rel, _ in LINKED_DIRECTORIES]
+)
+def test_a_linked_root_directory_is_refused(
+    template: Path, tmp_path: Path, cpctl: CliFn, directory: str, args: tuple[str, ...]
+) -> None:
+    shutil.copytree(template, tmp_path / "t", symlinks=True)
+    root, outside = tmp_path / "t" / "root", tmp_path / "victim"
+    _directory_to_link(root / directory, outside)
+    before, outside_before = snapshot(root), _tree(outside)
+    outcome = cpctl(*args, "--json", root=root, cwd=root)
+    assert outcome.exit_code == 2, (outcome.stdout, outcome.stderr)
+    assert f"{directory} is a symbolic link" in outcome.json()["error"]["message"]
+    assert snapshot(root) == before and _tree(outside) == outside_before
+
+
 def _resolve(root: Path, file: str) -> Path:
     if "*" in file:
         [path] = root.glob(file)
@@ -257,3 +296,31 @@ def test_a_jwk_whose_kty_is_not_a_string_is_skipped(kty: object) -> None:
     document = json.dumps({"keys": [{"kty": kty, "kid": "k1", "n": "AQAB", "e": "AQAB"}]})
     with pytest.raises(ValueError, match="no usable signing key"):
         parse_jwks(document.encode())
+
+
+JOURNALS: dict[str, Callable[[Path], None]] = {
+    "nul-in-a-path": lambda path: path.write_text(
+        json.dumps({"state": "prepared", "ops": [], "created_dirs": ["a\0b"], "ledger": None})
+    ),
+    "path-not-text": lambda path: path.write_text(
+        json.dumps({"state": "prepared", "ops": [], "created_dirs": [7], "ledger": None})
+    ),
+    "deep": lambda path: path.write_bytes(b"[" * 100_000),
+    "not-utf8": lambda path: path.write_bytes(b"\xff\xfe{}"),
+    "list": lambda path: path.write_text("[]"),
+    "directory": lambda path: path.mkdir(),
+}
+
+
+@pytest.mark.parametrize("journal", JOURNALS.values(), ids=list(JOURNALS))
+def test_a_broken_transaction_journal_is_left_for_a_human(
+    rich: Path, cpctl: CliFn, journal: Callable[[Path], None]
+) -> None:
+    directory = rich / ".control_plane" / "txn" / ("0" * 32)
+    directory.mkdir(parents=True)
+    journal(directory / "journal.json")
+    before = snapshot(rich)
+    outcome = cpctl("validate", "--json", root=rich, cwd=rich)
+    assert outcome.exit_code == 2, (outcome.stdout, outcome.stderr)
+    assert "cannot read interrupted transaction journal" in outcome.json()["error"]["message"]
+    assert snapshot(rich) == before and directory.exists()
