@@ -54,14 +54,14 @@ class _Op:
     def from_json(cls, data: dict[str, Any]) -> _Op:
         return cls(
             kind=data["kind"],
-            target=journal_path(data["target"]),
-            staged=None if data["staged"] is None else journal_path(data["staged"]),
-            backup=None if data["backup"] is None else journal_path(data["backup"]),
+            target=_path_from_journal(data["target"]),
+            staged=None if data["staged"] is None else _path_from_journal(data["staged"]),
+            backup=None if data["backup"] is None else _path_from_journal(data["backup"]),
             existed=bool(data["existed"]),
         )
 
 
-def journal_path(value: object) -> Path:
+def _path_from_journal(value: object) -> Path:
     """A path read back from a journal; ``ValueError`` unless it is text without a NUL."""
     if not isinstance(value, str) or "\0" in value:
         raise ValueError(f"not a path: {value!r:.80}")
@@ -253,7 +253,7 @@ def recover(transactions_dir: Path, ledger: Ledger) -> list[str]:
         try:
             journal = json.loads(journal_path.read_text(encoding="utf-8"))
             ops = [_Op.from_json(item) for item in journal["ops"]]
-            created = [journal_path(item) for item in journal["created_dirs"]]
+            created = [_path_from_journal(item) for item in journal["created_dirs"]]
             record = None if journal["ledger"] is None else require_record_fields(journal["ledger"])
             state = journal["state"]
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
