@@ -151,7 +151,14 @@ BY_FORMAT: dict[str, dict[str, Mutation]] = {
         "wrong-type": _content(b"version = 'one'\n"),
     },
     "yaml": {"deep": _content(b"[" * 30_000), "list": _content(b"- a\n"), "null": _content(b"~\n")},
-    "csv": {"header-only": _edit(lambda data: data.split(b"\n", 1)[0] + b"\n")},
+    "csv": {
+        "header-only": _edit(lambda data: data.split(b"\n", 1)[0] + b"\n"),
+        "long-path": _edit(
+            lambda data: data.replace(b",extension,,", b",extension," + b"x" * 5000 + b",").replace(
+                b",docs/guide.md,", b",docs/" + b"x" * 5000 + b","
+            )
+        ),
+    },
     "py": {
         "syntax-error": _content(b"def (:\n"),
         "deep-parens": _content(b"(" * 100_000),
@@ -166,7 +173,9 @@ CHECK, USAGE, REJECT = {1, 2}, {2}, {2, 5}
 READERS: list[tuple[str, str, tuple[str, ...], set[int]]] = [
     ("control_plane.toml", "toml", ("validate",), {0, 2}),
     ("registries/packages_registry.csv", "csv", ("validate",), CHECK),
+    ("registries/packages_registry.csv", "csv", ("install", "--id", "PKG-DOCS", "--force"), {2, 5}),
     ("registries/control_plane_registry.csv", "csv", ("integrity-check",), CHECK),
+    ("registries/control_plane_registry.csv", "csv", ("hash-update", "--path", "docs/guide.md"), {0, 2}),
     ("registries/compiled/registry.json", "json", ("sync", "--dry-run"), {0, 2}),
     ("MANIFEST.json", "json", ("integrity-check",), CHECK),
     ("ledger/ledger.jsonl", "jsonl", ("ledger", "verify"), CHECK),

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from control_plane.archive.limits import ArchiveLimits
 from control_plane.digests import is_hex64
 from control_plane.errors import UsageError
 from control_plane.findings import Finding
@@ -177,6 +178,9 @@ def _has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
+_LIMITS = ArchiveLimits()
+
+
 def _relative_path_problem(text: str, *, normalised: bool) -> str | None:
     if not text:
         return "is empty"
@@ -189,6 +193,15 @@ def _relative_path_problem(text: str, *, normalised: bool) -> str | None:
         return "must not contain '..'"
     if normalised and ("\\" in text or any(part in ("", ".") for part in parts)):
         return "must be normalised (no backslash, empty or '.' component, or trailing '/')"
+    return _length_problem(text)
+
+
+def _length_problem(path: str) -> str | None:
+    """The archive member limits: a longer name is one no file system would take."""
+    if len(path.encode("utf-8")) > _LIMITS.max_name_bytes:
+        return f"is longer than {_LIMITS.max_name_bytes} bytes"
+    if any(len(part.encode("utf-8")) > _LIMITS.max_component_bytes for part in path.split("/")):
+        return f"has a component longer than {_LIMITS.max_component_bytes} bytes"
     return None
 
 
@@ -266,6 +279,8 @@ def package_row(
                 f"external output_path {shown(output_path)} must be absolute,"
                 " without '..' or control characters",
             )
+        elif (problem := _length_problem(output_path)) is not None:
+            check.add("output-path", f"external output_path {shown(output_path)} {problem}")
     elif output_path:
         problem = _relative_path_problem(output_path, normalised=False)
         if problem is not None:
