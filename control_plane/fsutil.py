@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from control_plane.errors import UsageError
+
 
 def fsync_dir(directory: Path) -> None:
     """Flush a directory entry change (create, rename, unlink) to disk."""
@@ -23,7 +25,12 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     Writes a temporary file in the same directory, fsyncs it, renames it over
     the target and fsyncs the directory.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file or a dangling link in the way
+        raise UsageError(f"cannot write {path}: {path.parent} is not a directory") from None
+    if path.is_dir() and not path.is_symlink():
+        raise UsageError(f"cannot write {path}: a directory is in its place")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:

@@ -25,6 +25,27 @@ RESERVED_TOP_LEVEL = frozenset(
 )
 
 
+# The root's own directories, parents first: none may be a symbolic link, or a hostile
+# checkout (git stores links) would have cpctl read and write them somewhere else.
+# keys/private is not here: keeping private keys on another volume is a fair choice.
+MACHINERY_DIRS = (
+    ".control_plane",
+    ".control_plane/merkle",
+    ".control_plane/txn",
+    "ledger",
+    ".ledger",
+    "registries",
+    "registries/compiled",
+    "packages_store",
+    "keys",
+    "keys/trusted",
+    "keys/revoked",
+    "ids",
+    "ids/cards",
+    "modules",
+)
+
+
 @dataclass(frozen=True)
 class RootLayout:
     """Every well-known path of one root, derived from the root directory alone."""
@@ -94,6 +115,10 @@ class RootLayout:
     @property
     def transactions(self) -> Path:
         return self.state / "txn"
+
+    def linked_machinery(self) -> str | None:
+        """The first of the root's own directories that is a symbolic link, if any."""
+        return next((rel for rel in MACHINERY_DIRS if (self.root / rel).is_symlink()), None)
 
     def relative(self, path: Path) -> str:
         """Root-relative POSIX form of a path inside the root."""

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import hmac
 import os
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pymerkle.core import BaseMerkleTree
 
+from control_plane.errors import UsageError
 from control_plane.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -53,14 +55,39 @@ class LedgerTree(BaseMerkleTree):  # type: ignore[misc]
     def _level_path(self, level: int) -> Path:
         return self.directory / f"level-{level:02d}.bin"
 
-    def _count(self, level: int) -> int:
+    def _unusable(self, path: Path, why: str | None) -> UsageError:
+        return UsageError(
+            f"the ledger's Merkle store file {path} is unusable: {why}",
+            hint=f"delete {self.directory}: it is rebuilt from the ledger",
+        )
+
+    def _stat(self, level: int) -> os.stat_result | None:
+        """The level file's status, None when absent; refuses a link or a non-file."""
+        path = self._level_path(level)
         try:
-            return self._level_path(level).stat().st_size // HASH_SIZE
+            status = path.lstat()
         except FileNotFoundError:
-            return 0
+            return None
+        except OSError as exc:
+            raise self._unusable(path, exc.strerror) from None
+        if not stat.S_ISREG(status.st_mode):  # never followed, truncated or appended to
+            raise self._unusable(path, "not a regular file")
+        return status
+
+    def _count(self, level: int) -> int:
+        status = self._stat(level)
+        return 0 if status is None else status.st_size // HASH_SIZE
+
+    def _open(self, level: int, flags: int) -> int:
+        path = self._level_path(level)
+        try:
+            return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise self._unusable(path, exc.strerror) from None
 
     def _read(self, level: int, index: int, count: int = 1) -> bytes:
-        with self._level_path(level).open("rb") as handle:
+        self._stat(level)
+        with os.fdopen(self._open(level, os.O_RDONLY), "rb") as handle:
             handle.seek(index * HASH_SIZE)
             data = handle.read(count * HASH_SIZE)
         if len(data) != count * HASH_SIZE:
@@ -68,17 +95,27 @@ class LedgerTree(BaseMerkleTree):  # type: ignore[misc]
         return data
 
     def _append_nodes(self, level: int, data: bytes) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._level_path(level), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unusable(self.directory, exc.strerror) from None
+        self._stat(level)
+        fd = self._open(level, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             os.write(fd, data)
         finally:
             os.close(fd)
 
     def _truncate(self, level: int, count: int) -> None:
-        path = self._level_path(level)
-        if path.exists() and path.stat().st_size != count * HASH_SIZE:
-            os.truncate(path, count * HASH_SIZE)
+        status = self._stat(level)
+        if status is not None and status.st_size != count * HASH_SIZE:
+            os.truncate(self._level_path(level), count * HASH_SIZE)
+
+    def _unlink(self, path: Path) -> None:
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise self._unusable(path, exc.strerror) from None
 
     # -- pymerkle's storage interface (indices from 1 where pymerkle says so) ------------
 
@@ -220,7 +257,7 @@ class LedgerTree(BaseMerkleTree):  # type: ignore[misc]
 
     def _truncate_to(self, size: int) -> None:
         level = 0
-        while self._level_path(level).exists():
+        while os.path.lexists(self._level_path(level)):
             self._truncate(level, size >> level)
             level += 1
 
@@ -243,15 +280,14 @@ class LedgerTree(BaseMerkleTree):  # type: ignore[misc]
                 )
                 self._append_nodes(level, parents)
             level += 1
-        while self._level_path(level).exists():
-            self._level_path(level).unlink()
+        while os.path.lexists(self._level_path(level)):
+            self._unlink(self._level_path(level))
             level += 1
 
     def rebuild(self, lines: Iterable[bytes]) -> None:
         """Replace the store with the tree over ``lines``, streaming (bounded memory)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
         for path in self.directory.glob("level-*.bin"):
-            path.unlink()
+            self._unlink(path)
         pending: list[list[bytes]] = []  # per level: nodes not yet written
         carry: list[bytes | None] = []  # per level: a left child waiting for its sibling
 

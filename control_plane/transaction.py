@@ -54,11 +54,18 @@ class _Op:
     def from_json(cls, data: dict[str, Any]) -> _Op:
         return cls(
             kind=data["kind"],
-            target=Path(data["target"]),
-            staged=None if data["staged"] is None else Path(data["staged"]),
-            backup=None if data["backup"] is None else Path(data["backup"]),
+            target=_path_from_journal(data["target"]),
+            staged=None if data["staged"] is None else _path_from_journal(data["staged"]),
+            backup=None if data["backup"] is None else _path_from_journal(data["backup"]),
             existed=bool(data["existed"]),
         )
+
+
+def _path_from_journal(value: object) -> Path:
+    """A path read back from a journal; ``ValueError`` unless it is text without a NUL."""
+    if not isinstance(value, str) or "\0" in value:
+        raise ValueError(f"not a path: {value!r:.80}")
+    return Path(value)
 
 
 @dataclass
@@ -92,7 +99,9 @@ class Transaction:
     def _plan_parents(self, target: Path) -> None:
         missing: list[Path] = []
         parent = target.parent
-        while parent not in self._planned_dirs and not parent.exists():
+        while parent not in self._planned_dirs and not parent.is_dir():
+            if parent.exists() or parent.is_symlink():  # a file or a dangling link
+                raise UsageError(f"cannot write {target}: {parent} is not a directory")
             missing.append(parent)
             parent = parent.parent
         for directory in reversed(missing):
@@ -104,7 +113,13 @@ class Transaction:
         self._plan_parents(directory / "_")
 
     def put(self, target: Path, staged: Path) -> None:
-        """Replace (or create) ``target`` with the staged file ``staged``."""
+        """Replace (or create) ``target`` with the staged file ``staged``.
+
+        Raises:
+            UsageError: a directory stands where the file goes (nothing applied yet).
+        """
+        if target.is_dir() and not target.is_symlink():
+            raise UsageError(f"cannot write {target}: a directory is in its place")
         existed = target.exists() or target.is_symlink()
         self._plan_parents(target)
         backup = self._backup_name(target) if existed else None
@@ -238,7 +253,7 @@ def recover(transactions_dir: Path, ledger: Ledger) -> list[str]:
         try:
             journal = json.loads(journal_path.read_text(encoding="utf-8"))
             ops = [_Op.from_json(item) for item in journal["ops"]]
-            created = [Path(item) for item in journal["created_dirs"]]
+            created = [_path_from_journal(item) for item in journal["created_dirs"]]
             record = None if journal["ledger"] is None else require_record_fields(journal["ledger"])
             state = journal["state"]
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:

@@ -95,7 +95,7 @@ def _parse_key(entry: Mapping[str, Any]) -> PublicKey:
         "EC": ECAlgorithm.from_jwk,
         "OKP": OKPAlgorithm.from_jwk,
     }
-    loader = loaders.get(kty)
+    loader = loaders.get(kty) if isinstance(kty, str) else None  # a list is unhashable
     if loader is None:
         # "oct" lands here on purpose: a symmetric key must never verify anything.
         raise ValueError(f"key type {kty!r} is not supported")

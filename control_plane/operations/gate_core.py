@@ -76,6 +76,13 @@ class GateCore:
                 f"{self.layout.root} is not a control plane root (no control_plane.toml)",
                 hint="cpctl init, or pass --root",
             )
+        linked = self.layout.linked_machinery()
+        if linked is not None:
+            raise UsageError(
+                f"{linked} is a symbolic link: cpctl never reads or writes the root's own "
+                "files through a link",
+                hint=f"replace {linked} with the directory it points to",
+            )
         timeout = self.config.limits.lock_timeout_seconds
         try:
             identity, role = authorise(self.provider, self.token, action)

@@ -226,16 +226,27 @@ class Session:
 @contextlib.contextmanager
 def root_lock(layout: RootLayout, timeout: float) -> Iterator[None]:
     """Hold the root's one lock; a timeout is a conflict (exit 4)."""
-    layout.state.mkdir(parents=True, exist_ok=True)
+    shown = layout.relative(layout.lock)
+    try:
+        layout.state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create {layout.relative(layout.state)}/ for the root lock: {exc.strerror}"
+        ) from None
     lock = FileLock(layout.lock, timeout=timeout)
     try:
         lock.acquire()
     except Timeout as exc:
         raise LockTimeoutError(
-            f"another command holds the root lock ({layout.relative(layout.lock)}) "
-            f"for more than {timeout:g}s",
+            f"another command holds the root lock ({shown}) for more than {timeout:g}s",
             hint="retry when it finishes, or raise limits.lock_timeout_seconds",
         ) from exc
+    except OSError as exc:  # a directory or a link in its place (filelock never follows one)
+        why = "a symbolic link" if layout.lock.is_symlink() else exc.strerror
+        raise UsageError(
+            f"cannot take the root lock {shown}: {why}",
+            hint=f"remove {shown} (per-machine state; recreated on the next command)",
+        ) from None
     try:
         yield
     finally:

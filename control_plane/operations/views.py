@@ -89,6 +89,9 @@ def sync(session: Session, *, dry_run: bool) -> SyncResult:
         changed = path.read_bytes() != data
     except FileNotFoundError:
         changed = True
+    except OSError as exc:
+        shown = session.layout.relative(path)
+        raise UsageError(f"cannot read {shown}: {exc.strerror}", hint=f"remove {shown}") from None
     written = changed and not dry_run
     if written:
         atomic_write_bytes(path, data)
