@@ -126,6 +126,7 @@ def _trust(state: Exercised, run: Runner, base: Path) -> None:
     run("revoke-again", "revoke", "--package", "PKG-VENDOR-TOOL@2.1.0", "--reason",
         "withdrawn by the vendor", "--key", str(alpha))  # fmt: skip
     run("revocations", "revocations")
+    run("revocations-re-sign", "revoke", "--re-sign", "--key", str(beta))
     keys_dir = base / "generated-keys"
     run("keys-generate", "keys", "generate", "--type", "ed25519", "--id", "gamma", "--out",
         str(keys_dir), "--trust")  # fmt: skip

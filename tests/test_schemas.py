@@ -40,6 +40,7 @@ EXPECTED_SCHEMA = {
     "registry-sign": "registry-sign", "registry-verify": "registry-verify",
     "install-manifest": "change", "revocations-empty": "revocations-show",
     "revoke": "revoke", "revoke-again": "revoke", "revocations": "revocations-show",
+    "revocations-re-sign": "revocations-sign",
     "error-rejected": "error", "keys-generate": "key-generate",
     "keys-generate-p256": "key-generate", "keys-trust": "key-change", "keys-list": "keys",
     "keys-revoke": "key-change", "sign": "sign", "deprecate": "deprecate", "lock": "lock-write", "drift": "drift",

@@ -15,6 +15,7 @@ from control_plane.operations.manifest_trust import (
     ManifestSignResult,
     ManifestVerifyResult,
 )
+from control_plane.operations.revocation_signing import RevocationsSignResult
 from control_plane.operations.revoking import RevocationsResult, RevokeResult
 from control_plane.registry_manifest import is_key_id
 from control_plane.revocations import RevocationKind
@@ -151,7 +152,13 @@ def _revocation_target(
 @click.option(
     "--signing-key", type=PATH, help="The private key signing the list (same as --key FILE)."
 )
-@click.option("--reason", required=True, help="Why, one line (kept in the list).")
+@click.option("--reason", help="Why, one line (kept in the list); required to revoke.")
+@click.option(
+    "--re-sign",
+    "re_sign",
+    is_flag=True,
+    help="Add nothing: sign the list as it is with --key FILE (before retiring its signer).",
+)
 @passphrase_option
 @json_option
 @command_runner
@@ -160,22 +167,49 @@ def revoke(
     digest: str | None,
     keys: tuple[str, ...],
     signing_key: Path | None,
-    reason: str,
+    reason: str | None,
+    re_sign: bool,
     passphrase_file: Path | None,
     as_json: bool,
 ) -> object:
-    """Add a package version, an archive digest or a key to the signed revocation list (admin).
+    """Add a package version, an archive digest or a key to the signed revocation list (admin);
+    --re-sign signs the list as it is with another trusted key.
 
     \b
     Example:
       cpctl revoke --package PKG-A@1.0.0 --reason "CVE-2026-1234" --key keys/private/admin.key
     """
 
-    def operation(gate: GateOperations) -> RevokeResult:
+    def operation(gate: GateOperations) -> RevokeResult | RevocationsSignResult:
+        if re_sign:
+            return gate.resign_revocations(
+                _resign_key(package, digest, keys, signing_key, reason),
+                passphrase_file=passphrase_file,
+            )
+        if reason is None:
+            raise UsageError("--reason is required: why, one line (kept in the list)")
         kind, value, key = _revocation_target(package, digest, keys, signing_key)
         return gate.revoke(kind, value, reason=reason, key=key, passphrase_file=passphrase_file)
 
     return operation
+
+
+def _resign_key(
+    package: str | None,
+    digest: str | None,
+    keys: tuple[str, ...],
+    signing_key: Path | None,
+    reason: str | None,
+) -> Path:
+    """The one signing key file of ``--re-sign``, which takes no target and no reason."""
+    if package or digest or reason is not None or any(is_key_id(k.lower()) for k in keys):
+        raise UsageError(
+            "--re-sign takes only the signing key: --key FILE (no target, no --reason)"
+        )
+    files = [Path(value) for value in keys] + ([signing_key] if signing_key else [])
+    if len(files) != 1:
+        raise UsageError("--re-sign needs exactly one signing key: --key FILE")
+    return files[0]
 
 
 @click.command()
@@ -226,6 +260,16 @@ def _(result: RevokeResult) -> list[str]:
     verb = "revoked" if result.changed else "already revoked"
     return [
         f"{verb} {result.kind} {result.value} (list version {result.list_version}, signed by {result.signer})"
+    ]
+
+
+@text.register
+def _(result: RevocationsSignResult) -> list[str]:
+    if not result.changed:
+        return [f"{result.path} already signed by {result.signer}"]
+    return [
+        f"re-signed {result.path} (version {result.list_version}) with {result.signer}"
+        f" (was {result.previous_signer})"
     ]
 
 

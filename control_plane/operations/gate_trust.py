@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from control_plane.auth import Action
-from control_plane.operations import manifest_trust, revoking
+from control_plane.operations import manifest_trust, revocation_signing, revoking
 from control_plane.operations.gate_core import GateCore
 from control_plane.revocations import RevocationKind
 
@@ -54,6 +54,15 @@ class TrustGate(GateCore):
         root accepted (rollback, fast-forward, other bytes under that version).  Reads the
         trust state without a session and writes nothing.  Raises ``ManifestError`` (exit 5)."""
         return manifest_trust.verify(self.layout, self.config, manifest, threshold)
+
+    def resign_revocations(
+        self, key: Path, *, passphrase_file: Path | None = None
+    ) -> revocation_signing.RevocationsSignResult:
+        """Sign the revocation list as it is (same entries and version) with another trusted
+        key, e.g. before retiring the key that signed it (admin).  Only a list that verifies
+        now is re-signed."""
+        with self._session(Action.TRUST, "revocations") as session:
+            return revocation_signing.resign(session, key, passphrase_file, self.env)
 
     def revoke(
         self,

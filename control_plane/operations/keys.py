@@ -22,6 +22,7 @@ from control_plane.errors import (
 from control_plane.keystore import PUBLIC_SUFFIX, KeyStore, StoredKey, check_key_name
 from control_plane.layout import shown_path
 from control_plane.operations.results import Result
+from control_plane.operations.revocation_signing import refuse_retiring_list_signer
 from control_plane.operations.session import Session
 from control_plane.operations.signatures import (
     key_store,
@@ -306,6 +307,7 @@ def revoke(session: Session, reference: str) -> KeyChangeResult:
             changed=False,
             warnings=(*session.warnings, f"key {stored.key_id} is already revoked"),
         )
+    refuse_retiring_list_signer(session, stored.key_id)
     target = store.revoked_dir / (stored.name + PUBLIC_SUFFIX)
     if target.exists() or target.is_symlink():
         # Another key was revoked under this name: keep both, named apart by key id.

@@ -236,6 +236,16 @@ def revocation_findings(session: Session, packages: Mapping[str, PackageRow]) ->
     return findings
 
 
+def require_trusted_signer(signer: str, keys: Sequence[StoredKey]) -> None:
+    """Raises UsageError unless ``signer`` is a trusted, unrevoked key (else the list would
+    not verify)."""
+    if signer not in {k.key_id for k in keys if not k.revoked}:
+        raise UsageError(
+            f"signing key {signer} is not trusted in keys/trusted: the list would not verify",
+            hint="sign with a trusted key, or cpctl keys trust its .pub first",
+        )
+
+
 def revoke(
     session: Session,
     kind: RevocationKind,
@@ -253,11 +263,7 @@ def revoke(
     signer = key_id(private.public_key())
     layout = session.layout
     keys = key_store(layout.root).load()
-    if signer not in {k.key_id for k in keys if not k.revoked}:
-        raise UsageError(
-            f"signing key {signer} is not trusted in keys/trusted: the list would not verify",
-            hint="sign with a trusted key, or cpctl keys trust its .pub first",
-        )
+    require_trusted_signer(signer, keys)
     state = read_state(layout)
     current = load_revocations(layout, keys, state).revocations
     if signer in current.revoked_keys or (kind is RevocationKind.KEY and target == signer):
