@@ -17,8 +17,6 @@ from control_plane.registry.ids import (
 )
 from control_plane.registry.rows import (
     FILE_COLUMNS,
-    LEGACY_PACKAGE_COLUMNS,
-    LEGACY_PACKAGE_HEADERS,
     PACKAGE_COLUMNS,
     REG_CP_ID,
     FileRow,
@@ -32,6 +30,8 @@ from control_plane.registry.rows import (
     parse_dependency,
 )
 from control_plane.registry.tables import (
+    LEGACY_PACKAGE_COLUMNS,
+    LEGACY_PACKAGE_HEADERS,
     Parsed,
     dump_files,
     dump_packages,

@@ -33,15 +33,6 @@ from control_plane.versions import Dependency, Version, parse_constraint, parse_
 PACKAGE_COLUMNS = ("id", "name", "version", "source", "source_type", "digest", "output_type",
     "output_path", "dependencies", "tier", "deprecated", "replacement", "card_id",
     "installed_version", "installed_digest")  # fmt: skip
-# The header before deprecation metadata; still read (as not deprecated, no card), never written.
-LEGACY_PACKAGE_COLUMNS = tuple(
-    name for name in PACKAGE_COLUMNS if name not in ("deprecated", "replacement", "card_id")
-)
-# Every older header still read, oldest first: before deprecation metadata, then before card ids.
-LEGACY_PACKAGE_HEADERS = (
-    LEGACY_PACKAGE_COLUMNS,
-    tuple(name for name in PACKAGE_COLUMNS if name != "card_id"),
-)
 FILE_COLUMNS = ("id", "path", "sha256", "owner", "kind", "description")
 REG_CP_ID = "REG-CP"
 STORE_PREFIX = "packages_store/"
@@ -330,12 +321,6 @@ def package_row(
         installed_digest=installed_digest or None,
     )
     return row, []
-
-
-def legacy_package_fields(header: Sequence[str], fields: Sequence[str]) -> tuple[str, ...]:
-    """A record under an older ``header`` as fields under ``PACKAGE_COLUMNS`` (new cells empty)."""
-    cells = dict(zip(header, fields, strict=True))
-    return tuple(cells.get(name, "") for name in PACKAGE_COLUMNS)
 
 
 def _check_deprecation(check: _RowCheck, row_id: str, deprecated: str, replacement: str) -> None:

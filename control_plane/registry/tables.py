@@ -24,17 +24,32 @@ from control_plane.registry.csvio import (
 from control_plane.registry.ids import find_duplicates, normalise_id, shown
 from control_plane.registry.rows import (
     FILE_COLUMNS,
-    LEGACY_PACKAGE_HEADERS,
     PACKAGE_COLUMNS,
     FileRow,
     PackageRow,
     file_fields,
     file_row,
     is_registry_path,
-    legacy_package_fields,
     package_fields,
     package_row,
 )
+
+# The header before deprecation metadata; still read (as not deprecated, no card), never written.
+LEGACY_PACKAGE_COLUMNS = tuple(
+    name for name in PACKAGE_COLUMNS if name not in ("deprecated", "replacement", "card_id")
+)
+# Every older header still read, oldest first: before deprecation metadata, then before card ids.
+LEGACY_PACKAGE_HEADERS = (
+    LEGACY_PACKAGE_COLUMNS,
+    tuple(name for name in PACKAGE_COLUMNS if name != "card_id"),
+)
+
+
+def legacy_package_fields(header: Sequence[str], fields: Sequence[str]) -> tuple[str, ...]:
+    """A record under an older ``header`` as fields under ``PACKAGE_COLUMNS`` (new cells empty)."""
+    cells = dict(zip(header, fields, strict=True))
+    return tuple(cells.get(name, "") for name in PACKAGE_COLUMNS)
+
 
 RowT = TypeVar("RowT")
 
