@@ -79,14 +79,18 @@ class LedgerTree(BaseMerkleTree):  # type: ignore[misc]
         return 0 if status is None else status.st_size // HASH_SIZE
 
     def _open(self, level: int, flags: int) -> int:
+        """A descriptor on the regular level file, never through a link."""
         path = self._level_path(level)
         try:
-            return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise self._unusable(path, exc.strerror) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise self._unusable(path, "not a regular file")
+        return fd
 
     def _read(self, level: int, index: int, count: int = 1) -> bytes:
-        self._stat(level)
         with os.fdopen(self._open(level, os.O_RDONLY), "rb") as handle:
             handle.seek(index * HASH_SIZE)
             data = handle.read(count * HASH_SIZE)
@@ -99,7 +103,6 @@ class LedgerTree(BaseMerkleTree):  # type: ignore[misc]
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self._unusable(self.directory, exc.strerror) from None
-        self._stat(level)
         fd = self._open(level, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             os.write(fd, data)

@@ -26,23 +26,26 @@ def _contains(source: str, path: str) -> bool:
     return source in ("", path) or path.startswith(source + "/")
 
 
-def packed_card(session: Session, sources: Sequence[str], chosen: str | None) -> str:
+def packed_card(
+    session: Session, sources: Sequence[str], chosen: str | None, *, required: str | None = None
+) -> str:
     """The ULID of the card a package packed from ``sources`` carries, or ``""``.
 
     ``sources`` are the root-relative names packed.  Without ``chosen`` it is
-    the card whose path is one of them (none: ``""``); ``chosen`` must be a
-    card whose path is a source or lies inside one.
+    the card whose path is one of them (none: ``""``, unless ``required`` names
+    the kind of card the package must carry); ``chosen`` must be a card whose
+    path is a source or lies inside one.
 
     Raises:
         UsageError: ``chosen`` is not a ULID, not a card, or outside the sources;
-            several sources have cards and none was chosen.
+            several sources have cards and none was chosen; ``required`` and none.
         CheckFailedError: the card (or the identity ledger) has findings.
     """
     if chosen is not None and (problem := cards.ulid_problem(chosen)) is not None:
         raise UsageError(f"--card {chosen!r}: {problem}")
     store = IdsStore(session.layout.root, session.ledger)
     if chosen is None and not store.cards_dir.is_dir():
-        return ""
+        return _no_card(sources, required)
     state = store.state()
     if chosen is not None:
         card = next((card for card in state.cards if card.id == chosen), None)
@@ -55,21 +58,30 @@ def packed_card(session: Session, sources: Sequence[str], chosen: str | None) ->
             raise UsageError(
                 f"card {chosen} is the identity of {card.path}, which this package does not contain"
             )
-    else:
-        matches = [card for card in state.cards if card.path in sources]
-        if not matches:
-            return ""
-        for match in matches:  # two cards for one source: the later one's duplicate-path
-            _refuse_unclean(match, state.findings)
-        if len(matches) > 1:
-            named = ", ".join(f"{card.path} ({card.id})" for card in matches)
-            raise UsageError(
-                f"several sources have identity cards: {named}; a package carries one",
-                hint="name it with --card ULID",
-            )
-        card = matches[0]
-    _refuse_unclean(card, state.findings)
-    return card.id
+        _refuse_unclean(card, state.findings)
+        return card.id
+    matches = [card for card in state.cards if card.path in sources]
+    if not matches:
+        return _no_card(sources, required)
+    for match in matches:  # two cards for one source: the later one's duplicate-path
+        _refuse_unclean(match, state.findings)
+    if len(matches) > 1:
+        named = ", ".join(f"{card.path} ({card.id})" for card in matches)
+        raise UsageError(
+            f"several sources have identity cards: {named}; a package carries one",
+            hint="name it with --card ULID",
+        )
+    return matches[0].id
+
+
+def _no_card(sources: Sequence[str], required: str | None) -> str:
+    """``""``: the package carries no card, unless one of kind ``required`` is required."""
+    if required is None:
+        return ""
+    raise UsageError(
+        f"{', '.join(sources)} has no identity card; this package must carry one",
+        hint=f"cpctl ids mint --kind {required} --path {sources[0]}",
+    )
 
 
 def _refuse_unclean(card: IdCard, findings: Sequence[Finding]) -> None:

@@ -108,9 +108,11 @@ def pack(
     tier: Tier | None = None,
     signing_key: PrivateKey | None = None,
     card: str | None = None,
+    card_required: str | None = None,
     skip_dirs: frozenset[str] = frozenset(),
 ) -> PackResult:
-    """See ``GateOperations.pack``; walks leave out directories named in ``skip_dirs``."""
+    """See ``GateOperations.pack``; walks leave out directories named in ``skip_dirs``, and
+    ``card_required`` (a card kind) refuses sources without an identity card."""
     validate_package_id(package_id)
     if not sources:
         raise UsageError("pack needs at least one --src")
@@ -128,9 +130,8 @@ def pack(
     else:
         semver = parse_version("0.1.0")
     entries = collect_sources(session.layout.root, sources, skip_dirs=skip_dirs)
-    card_id = packed_card(
-        session, [source_name(session.layout.root, source) for source in sources], card
-    )
+    names = [source_name(session.layout.root, source) for source in sources]
+    card_id = packed_card(session, names, card, required=card_required)
     archive_name = _archive_name(sources, package_id, name) + ARCHIVE_SUFFIX
     source = f"packages_store/{archive_name}"
     for row in packages.values():

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from control_plane import plugin_spec as ps
-from control_plane.errors import CheckFailedError, UsageError
+from control_plane.errors import CheckFailedError
 from control_plane.operations import packing, plugins
-from control_plane.operations.package_cards import packed_card
 from control_plane.operations.results import PackResult
 from control_plane.operations.session import Session
 from control_plane.registry import Tier
@@ -53,11 +52,6 @@ def pack(
     spec, _ = ps.check_spec(plugin.read(ps.SPEC_FILE) or b"", plugin.rel, key)
     if spec is None:  # validate_one found nothing, so the spec parses
         raise AssertionError(f"{plugin.rel}: spec invalid after a clean validate")
-    if not packed_card(session, [plugin.rel], None):
-        raise UsageError(
-            f"{plugin.rel} has no identity card; a packed plugin carries one",
-            hint=f"cpctl ids mint --kind plugin --path {plugin.rel}",
-        )
     return packing.pack(
         session,
         [plugin.path],
@@ -70,5 +64,6 @@ def pack(
         force=force,
         tier=tier,
         signing_key=signing_key,
+        card_required="plugin",
         skip_dirs=CACHE_DIRS,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,16 +65,19 @@ def resign(
     if signer in current.revocations.revoked_keys:
         raise UsageError(f"key {signer} is revoked by this list; sign it with another trusted key")
     version = current.revocations.version
+    result = RevocationsSignResult(
+        path=shown,
+        list_version=version,
+        signer=signer,
+        previous_signer=current.signer,
+        changed=True,
+    )
     if current.signer == signer:
-        return RevocationsSignResult(
-            path=shown,
-            list_version=version,
-            signer=signer,
-            previous_signer=current.signer,
-            changed=False,
-            warnings=(*session.warnings, f"{shown} is already signed by {signer}"),
-        )
-    signature = sign_digest(private, hashlib.sha256(path.read_bytes()).digest())
+        warning = f"{shown} is already signed by {signer}"
+        return replace(result, changed=False, warnings=(*session.warnings, warning))
+    # The verified list is canonical: its bytes are exactly what was just verified.
+    data = current.revocations.to_bytes()
+    signature = sign_digest(private, hashlib.sha256(data).digest())
     txn = session.begin()
     try:
         txn.put_bytes(path.with_name(path.name + SIG_SUFFIX), encode_signature(signature))
@@ -83,14 +86,7 @@ def resign(
     except BaseException:
         txn.abort()
         raise
-    return RevocationsSignResult(
-        path=shown,
-        list_version=version,
-        signer=signer,
-        previous_signer=current.signer,
-        changed=True,
-        warnings=tuple(session.warnings),
-    )
+    return replace(result, warnings=tuple(session.warnings))
 
 
 def refuse_retiring_list_signer(session: Session, retiring: str) -> None:
